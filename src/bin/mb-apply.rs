@@ -1,0 +1,3 @@
+//! mb-apply (not yet built).
+
+fn main() {}

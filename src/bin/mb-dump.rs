@@ -1,0 +1,3 @@
+//! mb-dump (not yet built).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! mb-oplog-range (not yet built).
+
+fn main() {}

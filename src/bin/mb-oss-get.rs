@@ -1,0 +1,3 @@
+//! mb-oss-get (not yet built).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! mb-oss-put (not yet built).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! mb-pack (not yet built).
+
+fn main() {}

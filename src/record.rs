@@ -1,0 +1,308 @@
+//! The JSON records the stages pass to each other and write to the tar stream.
+//!
+//! `docs/FORMAT.md` is the spec of every record here; keep the two in step.
+//! Oplog timestamps are written as `{"t": seconds, "i": ordinal}`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Version tag of the tar stream layout (`docs/FORMAT.md`).
+pub const TAR_FORMAT: &str = "mb-tar/1";
+/// Version tag of the range record that `mb-oplog-range` prints.
+pub const RANGE_FORMAT: &str = "mb-range/1";
+/// Version tag of the state (checkpoint) file.
+pub const STATE_FORMAT: &str = "mb-state/1";
+/// Version tag of the record `mb-oss-put` prints.
+pub const PUT_FORMAT: &str = "mb-put/1";
+
+/// Name of the first tar entry.
+pub const HEADER_ENTRY: &str = "mb-header.json";
+/// Name of the last tar entry.
+pub const MANIFEST_ENTRY: &str = "mb-manifest.json";
+
+/// An oplog timestamp: seconds since the epoch and an ordinal within the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Ts {
+    /// Seconds since the Unix epoch.
+    pub t: u32,
+    /// Ordinal of the operation within that second.
+    pub i: u32,
+}
+
+impl Ts {
+    /// A timestamp from its parts.
+    pub const fn new(t: u32, i: u32) -> Self {
+        Self { t, i }
+    }
+
+    /// The smallest timestamp.
+    pub const MIN: Ts = Ts { t: 0, i: 0 };
+}
+
+impl From<bson::Timestamp> for Ts {
+    fn from(ts: bson::Timestamp) -> Self {
+        Ts { t: ts.time, i: ts.increment }
+    }
+}
+
+impl From<Ts> for bson::Timestamp {
+    fn from(ts: Ts) -> Self {
+        bson::Timestamp { time: ts.t, increment: ts.i }
+    }
+}
+
+impl fmt::Display for Ts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{}", self.t, self.i)
+    }
+}
+
+impl FromStr for Ts {
+    type Err = anyhow::Error;
+
+    /// Accepts `seconds,ordinal`, `seconds:ordinal`, plain `seconds`, an
+    /// RFC 3339 time (`2026-11-24T03:15:00Z`), or a `{"t":..,"i":..}` record.
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.starts_with('{') {
+            return serde_json::from_str(s).with_context(|| format!("bad timestamp record {s:?}"));
+        }
+        if let Some((t, i)) = s.split_once([',', ':']).filter(|_| !s.contains('T')) {
+            let t = t.trim().parse().with_context(|| format!("bad seconds in timestamp {s:?}"))?;
+            let i = i.trim().parse().with_context(|| format!("bad ordinal in timestamp {s:?}"))?;
+            return Ok(Ts { t, i });
+        }
+        if let Ok(t) = s.parse::<u32>() {
+            return Ok(Ts { t, i: 0 });
+        }
+        let secs = parse_rfc3339(s)?;
+        let t = u32::try_from(secs).with_context(|| format!("time {s:?} is out of range"))?;
+        Ok(Ts { t, i: 0 })
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time such as `2026-11-24T03:15:00Z`
+/// or `2026-11-24T05:15:00.5+02:00` (fractions are cut to whole seconds).
+pub fn parse_rfc3339(s: &str) -> Result<i64> {
+    let bad = || anyhow::anyhow!("bad time {s:?}: expected RFC 3339 like 2026-11-24T03:15:00Z, or seconds,ordinal");
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64> { s.get(r).and_then(|x| x.parse().ok()).ok_or_else(bad) };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return Err(bad());
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
+            let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return Err(bad()),
+    };
+    let days = days_from_civil(year, month, day);
+    Ok(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An RFC 3339 UTC time for seconds since the epoch, e.g. `2026-11-24T03:15:00Z`.
+pub fn format_rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Now, in seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Now, as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    format_rfc3339(now_secs())
+}
+
+/// What a tar stream holds: a full dump, or an oplog slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Collections (and the oplog written while they were read).
+    Full,
+    /// Only oplog entries in a range `(from, to]`.
+    Oplog,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Full => "full",
+            Kind::Oplog => "oplog",
+        })
+    }
+}
+
+/// The first entry of every tar stream (`mb-header.json`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Header {
+    /// Always [`TAR_FORMAT`].
+    pub format: String,
+    /// Full dump or oplog slice.
+    pub kind: Kind,
+    /// When the dump started (RFC 3339 UTC).
+    pub created: String,
+    /// `mb` version that wrote the stream.
+    pub tool: String,
+    /// Host(s) of the source, without credentials.
+    pub source: String,
+    /// The databases dumped; empty means the whole instance.
+    pub databases: Vec<String>,
+    /// Full: the oplog position before the first read. Oplog: the exclusive start.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub oplog_from: Option<Ts>,
+}
+
+/// One collection (or view) in a manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CollectionEntry {
+    /// Database name.
+    pub db: String,
+    /// Collection name (unescaped).
+    pub name: String,
+    /// `collection`, `view` or `timeseries`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Documents dumped.
+    pub docs: u64,
+    /// Bytes of BSON dumped.
+    pub bytes: u64,
+    /// CRC-64/XZ of all the collection's BSON, chunks in order.
+    pub crc64: u64,
+    /// How many `.bson.NNNNNN` chunk entries carry it.
+    pub chunks: u64,
+}
+
+/// The oplog part of a manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OplogEntry {
+    /// Exclusive start: entries are newer than this.
+    pub from: Ts,
+    /// Inclusive end: the newest entry the stream may hold.
+    pub to: Ts,
+    /// Entries carried.
+    pub count: u64,
+    /// Bytes of BSON carried.
+    pub bytes: u64,
+    /// CRC-64/XZ of all `oplog.bson` chunks in order.
+    pub crc64: u64,
+    /// How many `oplog.bson.NNNNNN` chunk entries carry it.
+    pub chunks: u64,
+}
+
+/// The last entry of every tar stream (`mb-manifest.json`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Always [`TAR_FORMAT`].
+    pub format: String,
+    /// Full dump or oplog slice.
+    pub kind: Kind,
+    /// When the dump started (RFC 3339 UTC).
+    pub created: String,
+    /// When the dump finished (RFC 3339 UTC).
+    pub finished: String,
+    /// Host(s) of the source, without credentials.
+    pub source: String,
+    /// The databases dumped; empty means the whole instance.
+    pub databases: Vec<String>,
+    /// Every collection and view, sorted by namespace.
+    pub collections: Vec<CollectionEntry>,
+    /// The oplog carried, if any (none on a standalone server).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub oplog: Option<OplogEntry>,
+    /// The restore is consistent at this point once the oplog is applied
+    /// (none for a standalone: then it is only as consistent as the reads were).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub consistent_at: Option<Ts>,
+}
+
+/// Reads one JSON record from a reader that holds exactly one (stdin, a file).
+pub fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, what: &str) -> Result<T> {
+    let mut text = String::new();
+    let mut reader = reader;
+    reader.read_to_string(&mut text).with_context(|| format!("reading {what}"))?;
+    if text.trim().is_empty() {
+        bail!("{what} is empty");
+    }
+    serde_json::from_str(text.trim()).with_context(|| format!("{what} is not a valid record"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts_parses_every_spelling() {
+        assert_eq!("1700000000,3".parse::<Ts>().unwrap(), Ts::new(1_700_000_000, 3));
+        assert_eq!("1700000000:3".parse::<Ts>().unwrap(), Ts::new(1_700_000_000, 3));
+        assert_eq!("1700000000".parse::<Ts>().unwrap(), Ts::new(1_700_000_000, 0));
+        assert_eq!(r#"{"t":5,"i":6}"#.parse::<Ts>().unwrap(), Ts::new(5, 6));
+        assert_eq!("2026-11-24T03:15:00Z".parse::<Ts>().unwrap().t, 1_795_490_100);
+        assert_eq!("2026-11-24T05:15:00.25+02:00".parse::<Ts>().unwrap().t, 1_795_490_100);
+        assert!("yesterday".parse::<Ts>().is_err());
+        assert!("2026-13-01T00:00:00Z".parse::<Ts>().is_err());
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for secs in [0, 951_782_400, 1_795_490_100, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(secs)).unwrap(), secs);
+        }
+        assert_eq!(format_rfc3339(1_795_490_100), "2026-11-24T03:15:00Z");
+    }
+
+    #[test]
+    fn ts_json_shape() {
+        assert_eq!(serde_json::to_string(&Ts::new(1, 2)).unwrap(), r#"{"t":1,"i":2}"#);
+    }
+}

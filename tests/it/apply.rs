@@ -1,0 +1,1 @@
+//! Tests of apply (filled in by its issue).

@@ -1,0 +1,1 @@
+//! Tests of dump (filled in by its issue).

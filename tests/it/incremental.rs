@@ -1,0 +1,1 @@
+//! Tests of incremental (filled in by its issue).

@@ -1,0 +1,13 @@
+//! The one integration test target: runs the real `mb-*` binaries in temp
+//! dirs against a real `mongod` and the suite's own OSS-compatible server.
+
+mod support;
+
+mod apply;
+mod dump;
+mod incremental;
+mod oss_conformance;
+mod oss_stages;
+mod pack;
+mod roundtrip;
+mod scripts;

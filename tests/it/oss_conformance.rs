@@ -1,0 +1,1 @@
+//! Tests of oss_conformance (filled in by its issue).

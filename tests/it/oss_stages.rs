@@ -1,0 +1,1 @@
+//! Tests of oss_stages (filled in by its issue).

@@ -1,0 +1,1 @@
+//! Tests of pack (filled in by its issue).

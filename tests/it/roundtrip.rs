@@ -1,0 +1,1 @@
+//! Tests of roundtrip (filled in by its issue).

@@ -1,0 +1,1 @@
+//! Tests of scripts (filled in by its issue).

@@ -1,0 +1,86 @@
+//! Helpers every test shares: paths of the built binaries, running a stage
+//! with stdin bytes, and the servers (`mongod`, OSS) tests start and stop.
+
+#![allow(dead_code)]
+
+pub mod mongod;
+pub mod oss_server;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Path of a built `mb-*` binary.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "mb-apply" => PathBuf::from(env!("CARGO_BIN_EXE_mb-apply")),
+        "mb-dump" => PathBuf::from(env!("CARGO_BIN_EXE_mb-dump")),
+        "mb-oplog-range" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oplog-range")),
+        "mb-oss-get" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oss-get")),
+        "mb-oss-put" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oss-put")),
+        "mb-pack" => PathBuf::from(env!("CARGO_BIN_EXE_mb-pack")),
+        other => panic!("no binary {other}"),
+    }
+}
+
+/// The directory holding the built binaries (for scripts that call them by name).
+pub fn bin_dir() -> PathBuf {
+    bin("mb-pack").parent().unwrap().to_path_buf()
+}
+
+/// A command for a stage, with a clean environment for `MB_*`/`OSS_*` variables.
+pub fn stage(name: &str) -> Command {
+    let mut cmd = Command::new(bin(name));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MB_") || key.starts_with("OSS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs a command with `input` on stdin and returns its output.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn stage");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The stage may fail before reading everything; a broken pipe is fine then.
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("wait for stage");
+    writer.join().unwrap();
+    output
+}
+
+/// Stderr as text.
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a stage succeeded, showing its stderr if not.
+#[track_caller]
+pub fn assert_ok(output: &Output) {
+    assert!(output.status.success(), "stage failed ({:?}): {}", output.status.code(), stderr_of(output));
+}
+
+/// Asserts a stage failed with `code` and printed one line on stderr that contains `needle`.
+#[track_caller]
+pub fn assert_fails_with(output: &Output, code: i32, needle: &str) {
+    let stderr = stderr_of(output);
+    assert_eq!(output.status.code(), Some(code), "exit code; stderr: {stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.contains(needle), "stderr's last line {last:?} lacks {needle:?}; all: {stderr}");
+    assert!(last.starts_with("mb-"), "error line should name the program: {last:?}");
+}
+
+/// `tests/fixtures/<tool>/<name>`.
+pub fn fixture(tool: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(tool).join(name)
+}
+
+/// A fresh temp dir that is removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("mb-test-").tempdir().expect("temp dir")
+}

@@ -1,0 +1,1 @@
+//! The in-suite OSS-compatible server (filled in by the OSS issue).
