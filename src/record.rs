@@ -198,9 +198,12 @@ pub struct Header {
     pub source: String,
     /// The databases dumped; empty means the whole instance.
     pub databases: Vec<String>,
-    /// Full: the oplog position before the first read. Oplog: the exclusive start.
+    /// Full: where the oplog capture starts (inclusive). Oplog: the exclusive start.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub oplog_from: Option<Ts>,
+    /// Oplog slices only: the inclusive end.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub oplog_to: Option<Ts>,
 }
 
 /// One collection (or view) in a manifest.
@@ -264,6 +267,33 @@ pub struct Manifest {
     /// (none for a standalone: then it is only as consistent as the reads were).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub consistent_at: Option<Ts>,
+}
+
+/// What `mb-oplog-range` prints: the next thing to back up.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RangeRecord {
+    /// Always [`RANGE_FORMAT`].
+    pub format: String,
+    /// A full backup (new cycle) or an oplog slice.
+    pub kind: Kind,
+    /// Oplog: the exclusive start (the last checkpoint).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub from: Option<Ts>,
+    /// Oplog: the inclusive end (the newest entry when asked).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub to: Option<Ts>,
+    /// The databases backed up; empty means the whole instance.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// The cycle this backup belongs to.
+    #[serde(default)]
+    pub cycle: String,
+    /// Position in the cycle: 0 for the full backup, then 1, 2, ...
+    #[serde(default)]
+    pub seq: u64,
+    /// Why this kind was chosen (for full: no checkpoint, period elapsed, oplog gap).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// Reads one JSON record from a reader that holds exactly one (stdin, a file).

@@ -1,3 +1,5 @@
-//! mb-apply (not yet built).
+//! mb-apply: a tar stream into a MongoDB (see `mb::apply`).
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    mb::cli::main("mb-apply", mb::apply::run)
+}

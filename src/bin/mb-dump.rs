@@ -1,3 +1,5 @@
-//! mb-dump (not yet built).
+//! mb-dump: a database or an oplog slice to a tar stream (see `mb::dump`).
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    mb::cli::main("mb-dump", mb::dump::run)
+}

@@ -1,0 +1,765 @@
+//! `mb-apply`: a tar stream (or several, one after another) into a MongoDB.
+//!
+//! ```text
+//! Usage: mb-apply [--uri URI | --config FILE] [--drop] [--until TS] [INPUT]
+//!        mb-apply --dry-run [INPUT]          check everything, write nothing
+//!        mb-apply --to-dir DIR [INPUT]       a directory for mongorestore
+//!
+//! Reads a full dump and then any oplog slices of its cycle, concatenated
+//! (`cat full.tar slice1.tar ... | mb-apply`): creates the collections with
+//! their options, inserts the documents in batches (--parallel collections at
+//! once), builds the indexes, then replays the oplog in order, up to --until
+//! (inclusive; `2026-11-24T03:15:00Z` means up to the end of that second, or
+//! give `seconds,ordinal`). Every chunk's CRC-64 and document count is checked
+//! before it is written; the stream's manifest is checked at its end. A chain
+//! whose slices do not follow each other exactly is refused, naming the hole.
+//!
+//! --to-dir writes mongodump's directory layout (`<db>/<coll>.bson`,
+//! `<db>/<coll>.metadata.json`, `oplog.bson`) that the official
+//! `mongorestore --oplogReplay DIR` accepts.
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::Client;
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::cli::integrity;
+use crate::crc64::Crc64;
+use crate::mongo::ConnectArgs;
+use crate::ns::NsMap;
+use crate::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
+use crate::record::{Header, Kind, Manifest, Ts, TAR_FORMAT};
+use crate::stream::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
+use crate::{info, warn};
+
+/// `mb-apply`'s flags.
+#[derive(clap::Parser, Debug)]
+#[command(name = "mb-apply", version, about = "Restore mb tar streams from stdin into MongoDB")]
+pub struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The stream to read (`-` or nothing: stdin).
+    input: Option<PathBuf>,
+    /// Drop each collection before restoring it.
+    #[arg(long)]
+    drop: bool,
+    /// Replay the oplog only up to this point, inclusive: `seconds,ordinal`
+    /// or an RFC 3339 time (which includes that whole second).
+    #[arg(long, value_name = "TS")]
+    until: Option<String>,
+    /// Restore only namespaces matching PATTERN (`shop.*`); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    ns_include: Vec<String>,
+    /// Skip namespaces matching PATTERN; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    ns_exclude: Vec<String>,
+    /// Rename namespaces matching PATTERN (`shop.$c$`), paired with --ns-to.
+    #[arg(long, value_name = "PATTERN")]
+    ns_from: Vec<String>,
+    /// The new name for the --ns-from at the same position (`copy.$c$`).
+    #[arg(long, value_name = "PATTERN")]
+    ns_to: Vec<String>,
+    /// Read and check the whole stream (CRC-64, counts, BSON, chain), write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write a mongodump-layout directory instead of restoring to a server.
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    to_dir: Option<PathBuf>,
+    /// Chunks inserted at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    parallel: usize,
+    /// Do not build the indexes.
+    #[arg(long)]
+    no_indexes: bool,
+    /// Most oplog operations in one applyOps command.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    oplog_batch: usize,
+    /// Print only errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Largest chunk entry accepted: a bound on memory whatever the stream claims.
+const MAX_CHUNK: u64 = 256 << 20;
+
+/// What the reader thread hands the applier, in stream order.
+#[derive(Debug)]
+enum Event {
+    Header(Header),
+    Metadata { db: String, coll: String, metadata: Document },
+    Chunk { db: String, coll: String, seq: u64, data: Vec<u8>, docs: u64 },
+    Oplog { seq: u64, data: Vec<u8>, docs: u64 },
+    Manifest(Manifest),
+}
+
+/// The record `mb-apply` prints on stdout when it is done.
+#[derive(Debug, Serialize, Default)]
+pub struct ApplyRecord {
+    /// Always `mb-apply/1`.
+    pub format: String,
+    /// Whether anything was written.
+    pub dry_run: bool,
+    /// Tar streams read (a full dump and its slices).
+    pub archives: u64,
+    /// Collections and views restored.
+    pub collections: u64,
+    /// Documents inserted.
+    pub documents: u64,
+    /// Documents that were already there (duplicate `_id`), left as they were.
+    pub duplicates: u64,
+    /// Oplog replay counts.
+    pub oplog: ReplayStats,
+    /// The restored data is consistent at this point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_at: Option<Ts>,
+}
+
+/// Runs `mb-apply`.
+pub fn run() -> Result<()> {
+    let args: Args = crate::cli::parse_args()?;
+    crate::cli::apply_verbosity(args.quiet, 0);
+    if args.parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
+    let until = args.until.as_deref().map(parse_until).transpose()?;
+    let ns_map = NsMap::new(&args.ns_include, &args.ns_exclude, &args.ns_from, &args.ns_to)?;
+    let input: Box<dyn Read + Send> = if crate::cli::is_std(args.input.as_deref()) {
+        Box::new(std::io::stdin())
+    } else {
+        let path = args.input.clone().unwrap();
+        Box::new(std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?)
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let record = runtime.block_on(async {
+        let target = if let Some(dir) = &args.to_dir {
+            Target::Dir(DirTarget::new(dir)?)
+        } else if args.dry_run {
+            Target::DryRun
+        } else {
+            Target::Server(args.connect.connect("mb-apply").await?.client)
+        };
+        apply(&args, target, input, until, ns_map).await
+    })?;
+    println!("{}", serde_json::to_string(&record)?);
+    Ok(())
+}
+
+/// `--until`: `t,i` is exact; a time means the end of that second.
+fn parse_until(text: &str) -> Result<Ts> {
+    let ts: Ts = text.parse().context("bad --until")?;
+    let exact = text.contains(',') || text.contains(':') && !text.contains('T') || text.trim_start().starts_with('{');
+    Ok(if exact { ts } else { Ts::new(ts.t, u32::MAX) })
+}
+
+enum Target {
+    Server(Client),
+    DryRun,
+    Dir(DirTarget),
+}
+
+/// Reads tar entries on a blocking thread; checks each chunk before sending it.
+fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<Event>>) {
+    let result = (|| -> Result<()> {
+        let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, input));
+        // Concatenated tar streams (a full dump, then its slices) read as one.
+        archive.set_ignore_zeros(true);
+        let entries = archive.entries().context("reading the tar stream")?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| integrity(format!("corrupt tar stream: {e}")))?;
+            let path = entry.path().map_err(|e| integrity(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
+            let event = read_entry(&mut entry, &path).with_context(|| format!("in entry {path}"))?;
+            if tx.blocking_send(Ok(event)).is_err() {
+                return Ok(()); // the applier stopped; it reports why
+            }
+        }
+        Ok(())
+    })();
+    if let Err(err) = result {
+        let _ = tx.blocking_send(Err(err));
+    }
+}
+
+fn read_entry<R: Read>(entry: &mut tar::Entry<R>, path: &str) -> Result<Event> {
+    let name = EntryName::parse(path).map_err(|e| integrity(e.to_string()))?;
+    let size = entry.header().size().map_err(|e| integrity(format!("bad tar header: {e}")))?;
+    if size > MAX_CHUNK {
+        return Err(integrity(format!("entry is {size} bytes, more than any mb stream writes")));
+    }
+    let (mut crc, mut docs) = (None, None);
+    if let Some(pax) = entry.pax_extensions().map_err(|e| integrity(format!("bad PAX header: {e}")))? {
+        for ext in pax {
+            let ext = ext.map_err(|e| integrity(format!("bad PAX header: {e}")))?;
+            match ext.key() {
+                Ok(PAX_CRC64) => crc = ext.value().ok().and_then(|v| v.parse::<u64>().ok()),
+                Ok(PAX_DOCS) => docs = ext.value().ok().and_then(|v| v.parse::<u64>().ok()),
+                _ => {}
+            }
+        }
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    entry.read_to_end(&mut data).map_err(|e| integrity(format!("stream cut short: {e}")))?;
+    if data.len() as u64 != size {
+        return Err(integrity(format!("stream cut short: {} of {size} bytes", data.len())));
+    }
+    let json = |data: &[u8]| -> Result<serde_json::Value> { serde_json::from_slice(data).map_err(|e| integrity(format!("bad JSON: {e}"))) };
+    Ok(match name {
+        EntryName::Header => Event::Header(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad header: {e}")))?),
+        EntryName::Manifest => Event::Manifest(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad manifest: {e}")))?),
+        EntryName::Metadata { db, coll } => {
+            let metadata = match Bson::try_from(json(&data)?) {
+                Ok(Bson::Document(d)) => d,
+                _ => return Err(integrity("metadata is not an Extended JSON document")),
+            };
+            Event::Metadata { db, coll, metadata }
+        }
+        EntryName::Chunk { .. } | EntryName::Oplog { .. } => {
+            let (Some(expected_crc), Some(expected_docs)) = (crc, docs) else {
+                return Err(integrity("chunk has no MB.crc64/MB.docs PAX records"));
+            };
+            let actual = crate::crc64::checksum(&data);
+            if actual != expected_crc {
+                return Err(integrity(format!("CRC-64 mismatch: the chunk says {expected_crc}, its bytes give {actual}")));
+            }
+            let documents = split_documents(&data).map_err(|e| integrity(e.to_string()))?;
+            if documents.len() as u64 != expected_docs {
+                return Err(integrity(format!("the chunk says {expected_docs} documents, it holds {}", documents.len())));
+            }
+            for (index, document) in documents.iter().enumerate() {
+                validate_document(document).map_err(|e| integrity(format!("document {index}: {e:#}")))?;
+            }
+            match name {
+                EntryName::Oplog { seq } => Event::Oplog { seq, data, docs: expected_docs },
+                EntryName::Chunk { db, coll, seq } => Event::Chunk { db, coll, seq, data, docs: expected_docs },
+                _ => unreachable!(),
+            }
+        }
+    })
+}
+
+/// What was read of one namespace in one archive, to check against its manifest.
+#[derive(Default)]
+struct Tally {
+    docs: u64,
+    bytes: u64,
+    crc: Crc64,
+    chunks: u64,
+}
+
+impl Tally {
+    fn add(&mut self, seq: u64, data: &[u8], docs: u64, what: &str) -> Result<()> {
+        if seq != self.chunks + 1 {
+            return Err(integrity(format!("{what}: chunk {seq} follows chunk {} (a chunk is missing or repeated)", self.chunks)));
+        }
+        self.chunks = seq;
+        self.docs += docs;
+        self.bytes += data.len() as u64;
+        self.crc.update(data);
+        Ok(())
+    }
+
+    fn check(&self, what: &str, docs: u64, bytes: u64, crc: u64, chunks: u64) -> Result<()> {
+        if (self.docs, self.bytes, self.crc.finish(), self.chunks) != (docs, bytes, crc, chunks) {
+            return Err(integrity(format!(
+                "{what} does not match the manifest: read {} documents, {} bytes, CRC-64 {}, {} chunks; manifest says {docs}, {bytes}, {crc}, {chunks}",
+                self.docs,
+                self.bytes,
+                self.crc.finish(),
+                self.chunks
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where one collection's chunks go.
+#[derive(Clone, Debug)]
+struct DataTarget {
+    /// The namespace the documents are inserted into (a timeseries' buckets,
+    /// the temp collections of users and roles).
+    data_ns: String,
+    /// Capped collections keep insertion order: one chunk at a time.
+    capped: bool,
+}
+
+impl DataTarget {
+    fn new(source_db: &str, source_coll: &str, target_ns: &str, metadata: &Document) -> DataTarget {
+        let (db, coll) = target_ns.split_once('.').unwrap_or((target_ns, ""));
+        let data_ns = match (source_db, source_coll, metadata.get_str("type").unwrap_or("collection")) {
+            ("admin", "system.users", _) => "admin.mbtempusers".to_string(),
+            ("admin", "system.roles", _) => "admin.mbtemproles".to_string(),
+            (_, _, "timeseries") => format!("{db}.system.buckets.{coll}"),
+            _ => target_ns.to_string(),
+        };
+        let capped = metadata.get_document("options").ok().and_then(|o| o.get_bool("capped").ok()).unwrap_or(false);
+        DataTarget { data_ns, capped }
+    }
+}
+
+/// A collection that was created and whose indexes wait for its data.
+struct PendingIndexes {
+    target: String,
+    indexes: Vec<Document>,
+}
+
+/// The state of one archive (header to manifest).
+struct Archive {
+    header: Header,
+    tallies: BTreeMap<String, Tally>,
+    oplog: Tally,
+    indexes: Vec<PendingIndexes>,
+    /// Source namespace to where its data goes (None: filtered out).
+    targets: HashMap<String, Option<DataTarget>>,
+    data_done: bool,
+}
+
+async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, until: Option<Ts>, ns_map: NsMap) -> Result<ApplyRecord> {
+    let (tx, mut rx) = mpsc::channel::<Result<Event>>(2);
+    let reader = tokio::task::spawn_blocking(move || read_stream(input, tx));
+    let mut record = ApplyRecord { format: "mb-apply/1".into(), dry_run: matches!(target, Target::DryRun), ..Default::default() };
+    let mut replayer = match &target {
+        Target::Server(client) => Some(Replayer::new(
+            client.clone(),
+            ReplayOptions { until, ns_map: ns_map.clone(), batch_ops: args.oplog_batch.max(1), ..Default::default() },
+        )),
+        _ => None,
+    };
+    let mut archive: Option<Archive> = None;
+    let mut chain_end: Option<Ts> = None;
+    let mut stopped = false;
+    let inserts = Arc::new(Semaphore::new(args.parallel));
+    let mut tasks: JoinSet<Result<(u64, u64)>> = JoinSet::new();
+
+    while let Some(event) = rx.recv().await {
+        let event = event?;
+        // Collect finished inserts as we go, so an error stops us early.
+        while let Some(done) = tasks.try_join_next() {
+            let (inserted, duplicates) = done.context("an insert task panicked")??;
+            record.documents += inserted;
+            record.duplicates += duplicates;
+        }
+        match event {
+            Event::Header(header) => {
+                if let Some(open) = &archive {
+                    return Err(integrity(format!("the {} stream that began {} has no manifest: it was cut short", open.header.kind, open.header.created)));
+                }
+                if header.format != TAR_FORMAT {
+                    return Err(integrity(format!("stream format {:?} is not {TAR_FORMAT:?}; this mb cannot read it", header.format)));
+                }
+                check_chain(&header, chain_end, record.archives)?;
+                info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
+                archive = Some(Archive { header, tallies: BTreeMap::new(), oplog: Tally::default(), indexes: Vec::new(), targets: HashMap::new(), data_done: false });
+            }
+            Event::Metadata { db, coll, metadata } => {
+                let current = archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
+                let source = format!("{db}.{coll}");
+                let mapped = ns_map.map(&db, &coll);
+                current.targets.insert(source.clone(), mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata)));
+                current.tallies.entry(source).or_default();
+                let Some(mapped) = mapped else { continue };
+                record.collections += 1;
+                match &mut target {
+                    Target::Server(client) => {
+                        if let Some(pending) = create_collection(client, &mapped, &metadata, args.drop).await? {
+                            current.indexes.push(pending);
+                        }
+                    }
+                    Target::Dir(dir) => {
+                        let data_ns = current.targets[&format!("{db}.{coll}")].as_ref().map(|t| t.data_ns.clone()).unwrap_or_default();
+                        dir.metadata(&mapped, &data_ns, &metadata)?
+                    }
+                    Target::DryRun => {}
+                }
+            }
+            Event::Chunk { db, coll, seq, data, docs, .. } => {
+                let current = archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
+                let source = format!("{db}.{coll}");
+                current.tallies.entry(source.clone()).or_default().add(seq, &data, docs, &source)?;
+                let mapped = match current.targets.get(&source) {
+                    Some(mapped) => mapped.clone(),
+                    None => return Err(integrity(format!("{source}: data before its metadata"))),
+                };
+                let Some(DataTarget { data_ns, capped }) = mapped else { continue };
+                match &mut target {
+                    Target::Server(client) => {
+                        let permit = inserts.clone().acquire_owned().await?;
+                        let (db, coll) = data_ns.split_once('.').unwrap();
+                        let collection = client.database(db).collection(coll);
+                        let task = async move {
+                            let result = insert_chunk(collection, data).await.with_context(|| format!("restoring {data_ns}"));
+                            drop(permit);
+                            result
+                        };
+                        if capped {
+                            // A capped collection keeps insertion order: one chunk at a time.
+                            let (inserted, duplicates) = task.await?;
+                            record.documents += inserted;
+                            record.duplicates += duplicates;
+                        } else {
+                            tasks.spawn(task);
+                        }
+                    }
+                    Target::Dir(dir) => {
+                        dir.append(&data_ns, &data)?;
+                        record.documents += docs;
+                    }
+                    Target::DryRun => record.documents += docs,
+                }
+            }
+            Event::Oplog { seq, data, docs, .. } => {
+                let current = archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
+                current.oplog.add(seq, &data, docs, "oplog")?;
+                if !current.data_done {
+                    finish_data(&mut tasks, &mut record, current, &target, args).await?;
+                }
+                if stopped {
+                    continue;
+                }
+                for document in split_documents(&data)? {
+                    let raw = bson::RawDocument::from_bytes(document).map_err(|e| integrity(format!("bad oplog entry: {e}")))?;
+                    match (&mut replayer, &mut target) {
+                        (Some(replayer), _) => {
+                            if replayer.push(raw).await? == Flow::Stop {
+                                stopped = true;
+                                break;
+                            }
+                        }
+                        (None, Target::Dir(dir)) => {
+                            let ts = crate::oplog::entry_ts(raw)?;
+                            if until.is_some_and(|u| ts > u) {
+                                stopped = true;
+                                break;
+                            }
+                            dir.append_oplog(document)?;
+                        }
+                        _ => {
+                            crate::oplog::entry_ts(raw)?;
+                        }
+                    }
+                }
+            }
+            Event::Manifest(manifest) => {
+                let mut current = archive.take().ok_or_else(|| integrity("a manifest without a header"))?;
+                if !current.data_done {
+                    finish_data(&mut tasks, &mut record, &mut current, &target, args).await?;
+                }
+                check_manifest(&current, &manifest)?;
+                if let Some(replayer) = &mut replayer {
+                    replayer.flush().await?;
+                }
+                chain_end = manifest.oplog.as_ref().map(|o| o.to).or(manifest.consistent_at).or(chain_end);
+                record.archives += 1;
+                if let Target::Server(client) = &target {
+                    merge_users_and_roles(client, &current.header, args.drop).await?;
+                }
+            }
+        }
+    }
+    reader.await.context("the stream reader panicked")?;
+    while let Some(done) = tasks.join_next().await {
+        let (inserted, duplicates) = done.context("an insert task panicked")??;
+        record.documents += inserted;
+        record.duplicates += duplicates;
+    }
+    if let Some(open) = archive {
+        return Err(integrity(format!("the stream ended before the manifest of the {} backup of {}: it was cut short", open.header.kind, open.header.created)));
+    }
+    if record.archives == 0 {
+        return Err(integrity("the input holds no mb stream (it is empty)"));
+    }
+    if let Some(replayer) = &replayer {
+        record.oplog = replayer.stats();
+        if replayer.open_transactions() > 0 {
+            warn!("{} transaction(s) had not committed by the end point; they are not applied", replayer.open_transactions());
+        }
+    }
+    if let Target::Dir(dir) = &mut target {
+        dir.finish()?;
+    }
+    record.consistent_at = match (until, chain_end) {
+        (Some(until), Some(end)) if until < end => record.oplog.last.or(Some(until)),
+        _ => chain_end,
+    };
+    if record.dry_run {
+        info!("checked {} stream(s): {} collections, {} documents; nothing written", record.archives, record.collections, record.documents);
+    } else {
+        info!(
+            "restored {} collections, {} documents, {} oplog operations{}",
+            record.collections,
+            record.documents,
+            record.oplog.applied,
+            record.consistent_at.map(|t| format!("; consistent at {t}")).unwrap_or_default()
+        );
+    }
+    Ok(record)
+}
+
+/// A stream after the first must be an oplog slice starting where the one
+/// before ended.
+fn check_chain(header: &Header, chain_end: Option<Ts>, archives_read: u64) -> Result<()> {
+    if archives_read == 0 {
+        return Ok(());
+    }
+    if header.kind == Kind::Full {
+        return Err(integrity("a second full backup follows in the stream: give one cycle (a full backup and its slices)"));
+    }
+    let from = header.oplog_from.ok_or_else(|| integrity("oplog slice without oplog_from in its header"))?;
+    match chain_end {
+        Some(end) if end == from => Ok(()),
+        Some(end) => Err(integrity(format!(
+            "hole in the chain: a slice starts after {from}, but the backup before it ends at {end}{}",
+            if from > end { "; the entries in between are missing" } else { "; the slices overlap or are out of order" }
+        ))),
+        None => Err(integrity("cannot chain a slice after a backup with no oplog position (standalone dump)")),
+    }
+}
+
+fn check_manifest(archive: &Archive, manifest: &Manifest) -> Result<()> {
+    if manifest.kind != archive.header.kind {
+        return Err(integrity("the manifest's kind differs from the header's"));
+    }
+    let listed: BTreeMap<String, _> = manifest.collections.iter().map(|c| (format!("{}.{}", c.db, c.name), c)).collect();
+    for (ns, tally) in &archive.tallies {
+        let Some(entry) = listed.get(ns) else {
+            return Err(integrity(format!("{ns} is in the stream but not in its manifest")));
+        };
+        tally.check(ns, entry.docs, entry.bytes, entry.crc64, entry.chunks)?;
+    }
+    for ns in listed.keys() {
+        if !archive.tallies.contains_key(ns) {
+            return Err(integrity(format!("{ns} is in the manifest but missing from the stream")));
+        }
+    }
+    match &manifest.oplog {
+        Some(oplog) => archive.oplog.check("the oplog", oplog.count, oplog.bytes, oplog.crc64, oplog.chunks)?,
+        None if archive.oplog.chunks > 0 => return Err(integrity("the stream has oplog entries its manifest does not list")),
+        None => {}
+    }
+    Ok(())
+}
+
+/// Waits for every insert of the archive, then builds its indexes.
+async fn finish_data(tasks: &mut JoinSet<Result<(u64, u64)>>, record: &mut ApplyRecord, archive: &mut Archive, target: &Target, args: &Args) -> Result<()> {
+    archive.data_done = true;
+    while let Some(done) = tasks.join_next().await {
+        let (inserted, duplicates) = done.context("an insert task panicked")??;
+        record.documents += inserted;
+        record.duplicates += duplicates;
+    }
+    let Target::Server(client) = target else { return Ok(()) };
+    if args.no_indexes || archive.indexes.is_empty() {
+        return Ok(());
+    }
+    info!("building indexes of {} collections", archive.indexes.len());
+    let mut builds = JoinSet::new();
+    let limit = Arc::new(Semaphore::new(args.parallel));
+    for pending in archive.indexes.drain(..) {
+        let client = client.clone();
+        let permit = limit.clone().acquire_owned().await?;
+        builds.spawn(async move {
+            let (db, coll) = pending.target.split_once('.').unwrap();
+            let result = client
+                .database(db)
+                .run_command(doc! {"createIndexes": coll, "indexes": pending.indexes})
+                .await
+                .with_context(|| format!("building the indexes of {}", pending.target));
+            drop(permit);
+            result.map(|_| ())
+        });
+    }
+    while let Some(done) = builds.join_next().await {
+        done.context("an index build panicked")??;
+    }
+    Ok(())
+}
+
+/// Creates a collection or view from its metadata; returns its indexes to build later.
+async fn create_collection(client: &Client, target_ns: &str, metadata: &Document, drop: bool) -> Result<Option<PendingIndexes>> {
+    let (db_name, coll) = target_ns.split_once('.').context("bad namespace")?;
+    let db = client.database(db_name);
+    let kind = metadata.get_str("type").unwrap_or("collection");
+    if db_name == "admin" && matches!(coll, "system.users" | "system.roles" | "system.version") {
+        if coll != "system.version" {
+            let temp = if coll == "system.users" { "mbtempusers" } else { "mbtemproles" };
+            db.collection::<Document>(temp).drop().await.ok();
+        }
+        return Ok(None);
+    }
+    if drop {
+        db.run_command(doc! {"drop": coll}).await.or_else(|e| if crate::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) }).with_context(|| format!("dropping {target_ns}"))?;
+    }
+    let exists = !db.list_collection_names().filter(doc! {"name": coll}).await.with_context(|| format!("looking for {target_ns}"))?.is_empty();
+    if exists {
+        if !drop {
+            crate::debug!("{target_ns} exists: restoring into it with its current options");
+        }
+    } else {
+        let mut create = doc! {"create": coll};
+        create.extend(metadata.get_document("options").cloned().unwrap_or_default());
+        db.run_command(create).await.with_context(|| format!("creating {kind} {target_ns}"))?;
+    }
+    if kind == "view" {
+        return Ok(None);
+    }
+    let indexes: Vec<Document> = metadata
+        .get_array("indexes")
+        .map(|list| list.iter().filter_map(|i| i.as_document().cloned()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|index| index.get_str("name") != Ok("_id_") && !index.get_bool("clustered").unwrap_or(false))
+        .map(|mut index| {
+            index.remove("ns");
+            index
+        })
+        .collect();
+    Ok((!indexes.is_empty()).then(|| PendingIndexes { target: target_ns.to_string(), indexes }))
+}
+
+/// Inserts one chunk; returns (inserted, duplicates already there).
+async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<(u64, u64)> {
+    let documents = split_documents(&data)?
+        .into_iter()
+        .map(|d| RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| integrity(format!("bad BSON: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let total = documents.len() as u64;
+    match collection.insert_many(documents).ordered(false).bypass_document_validation(true).await {
+        Ok(_) => Ok((total, 0)),
+        Err(err) => {
+            if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
+                let errors = failure.write_errors.as_deref().unwrap_or(&[]);
+                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000) {
+                    // Like mongorestore: documents already there stay as they are.
+                    let duplicates = errors.len() as u64;
+                    return Ok((total - duplicates, duplicates));
+                }
+            }
+            Err(describe_insert_error(err))
+        }
+    }
+}
+
+/// One line for a failed insert: how many documents the server refused and why.
+fn describe_insert_error(err: mongodb::error::Error) -> anyhow::Error {
+    if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
+        if let Some(first) = failure.write_errors.as_deref().and_then(|e| e.first()) {
+            let count = failure.write_errors.as_ref().map_or(0, Vec::len);
+            return anyhow::anyhow!("the server refused {count} document(s); the first (code {}): {}", first.code, first.message);
+        }
+        if let Some(concern) = &failure.write_concern_error {
+            return anyhow::anyhow!("write concern failed (code {}): {}", concern.code, concern.message);
+        }
+    }
+    err.into()
+}
+
+/// Users and roles go through temp collections and `_mergeAuthzCollections`,
+/// as mongorestore does: the server does not take direct writes to them.
+async fn merge_users_and_roles(client: &Client, header: &Header, drop: bool) -> Result<()> {
+    let admin = client.database("admin");
+    let names = admin.list_collection_names().await?;
+    let has_users = names.iter().any(|n| n == "mbtempusers");
+    let has_roles = names.iter().any(|n| n == "mbtemproles");
+    if !has_users && !has_roles {
+        return Ok(());
+    }
+    let databases = if header.databases.is_empty() { vec![String::new()] } else { header.databases.clone() };
+    for db in databases {
+        let mut command = doc! {"_mergeAuthzCollections": 1, "drop": drop, "db": &db};
+        if has_users {
+            command.insert("tempUsersCollection", "admin.mbtempusers");
+        }
+        if has_roles {
+            command.insert("tempRolesCollection", "admin.mbtemproles");
+        }
+        admin.run_command(command).await.context("restoring users and roles")?;
+    }
+    for name in ["mbtempusers", "mbtemproles"] {
+        admin.collection::<Document>(name).drop().await.ok();
+    }
+    Ok(())
+}
+
+/// `--to-dir`: mongodump's directory layout.
+struct DirTarget {
+    root: PathBuf,
+    files: HashMap<String, std::io::BufWriter<std::fs::File>>,
+    oplog: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl DirTarget {
+    fn new(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        Ok(DirTarget { root: root.to_path_buf(), files: HashMap::new(), oplog: None })
+    }
+
+    fn path(&self, ns: &str, suffix: &str) -> Result<PathBuf> {
+        let (db, coll) = ns.split_once('.').context("bad namespace")?;
+        let dir = self.root.join(crate::stream::escape(db));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir.join(format!("{}{suffix}", crate::stream::escape(coll))))
+    }
+
+    fn metadata(&mut self, ns: &str, data_ns: &str, metadata: &Document) -> Result<()> {
+        let path = self.path(ns, ".metadata.json")?;
+        let mut metadata = metadata.clone();
+        if let Some((_, coll)) = ns.split_once('.') {
+            metadata.insert("collectionName", coll);
+        }
+        let is_view = metadata.get_str("type") == Ok("view");
+        let json = serde_json::to_vec(&Bson::Document(metadata).into_canonical_extjson())?;
+        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+        if is_view {
+            return Ok(());
+        }
+        // mongorestore expects a .bson file even for an empty collection.
+        if !self.files.contains_key(data_ns) {
+            let file = std::fs::File::create(self.path(data_ns, ".bson")?)?;
+            self.files.insert(data_ns.to_string(), std::io::BufWriter::new(file));
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, ns: &str, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let file = self.files.get_mut(ns).with_context(|| format!("{ns}: data before its metadata"))?;
+        file.write_all(data).with_context(|| format!("writing {ns}"))
+    }
+
+    fn append_oplog(&mut self, document: &[u8]) -> Result<()> {
+        use std::io::Write;
+        if self.oplog.is_none() {
+            self.oplog = Some(std::io::BufWriter::new(std::fs::File::create(self.root.join("oplog.bson"))?));
+        }
+        self.oplog.as_mut().unwrap().write_all(document).context("writing oplog.bson")
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        use std::io::Write;
+        for (ns, file) in self.files.iter_mut() {
+            file.flush().with_context(|| format!("writing {ns}"))?;
+            file.get_ref().sync_all()?;
+        }
+        if let Some(oplog) = &mut self.oplog {
+            oplog.flush().context("writing oplog.bson")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_time_covers_its_whole_second() {
+        assert_eq!(parse_until("1700000000,5").unwrap(), Ts::new(1_700_000_000, 5));
+        assert_eq!(parse_until("2026-11-24T03:15:00Z").unwrap(), Ts::new(1_795_490_100, u32::MAX));
+    }
+}

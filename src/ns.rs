@@ -1,0 +1,195 @@
+//! Namespace filters and renames, with mongorestore's conventions:
+//! `--ns-include` / `--ns-exclude` take patterns where `*` matches any text
+//! (`shop.*`, `*.logs`); `--ns-from` / `--ns-to` rename, with `$name$`
+//! variables captured in the first and substituted in the second
+//! (`--ns-from 'shop.$coll$' --ns-to 'shop_copy.$coll$'`).
+
+use anyhow::{bail, Result};
+
+/// One pattern piece.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Literal(String),
+    /// `*` (no name) or `$name$`.
+    Any(Option<String>),
+}
+
+/// A namespace pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    pieces: Vec<Piece>,
+}
+
+impl Pattern {
+    /// Parses `db.coll` patterns with `*` and `$name$`.
+    pub fn parse(text: &str) -> Result<Pattern> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => {
+                    flush(&mut literal, &mut pieces);
+                    pieces.push(Piece::Any(None));
+                }
+                '$' => {
+                    let name: String = chars.by_ref().take_while(|&c| c != '$').collect();
+                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        bail!("bad variable in namespace pattern {text:?}: write $name$");
+                    }
+                    flush(&mut literal, &mut pieces);
+                    pieces.push(Piece::Any(Some(name)));
+                }
+                '\\' => literal.push(chars.next().unwrap_or('\\')),
+                c => literal.push(c),
+            }
+        }
+        flush(&mut literal, &mut pieces);
+        Ok(Pattern { pieces })
+    }
+
+    /// Matches a namespace; returns the captured variables if it matches.
+    pub fn captures(&self, ns: &str) -> Option<Vec<(String, String)>> {
+        let mut captures = Vec::new();
+        if match_from(&self.pieces, ns, &mut captures) {
+            Some(captures)
+        } else {
+            None
+        }
+    }
+
+    fn variables(&self) -> Vec<&str> {
+        self.pieces.iter().filter_map(|p| if let Piece::Any(Some(n)) = p { Some(n.as_str()) } else { None }).collect()
+    }
+}
+
+fn flush(literal: &mut String, pieces: &mut Vec<Piece>) {
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(std::mem::take(literal)));
+    }
+}
+
+fn match_from(pieces: &[Piece], text: &str, captures: &mut Vec<(String, String)>) -> bool {
+    match pieces.split_first() {
+        None => text.is_empty(),
+        Some((Piece::Literal(lit), rest)) => text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures)),
+        Some((Piece::Any(name), rest)) => {
+            for split in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+                let mark = captures.len();
+                if let Some(name) = name {
+                    captures.push((name.clone(), text[..split].to_string()));
+                }
+                if match_from(rest, &text[split..], captures) {
+                    return true;
+                }
+                captures.truncate(mark);
+            }
+            false
+        }
+    }
+}
+
+/// Which namespaces to keep and what to call them.
+#[derive(Debug, Clone, Default)]
+pub struct NsMap {
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+    renames: Vec<(Pattern, String)>,
+}
+
+impl NsMap {
+    /// Builds a map; `from` and `to` pair up in order.
+    pub fn new(include: &[String], exclude: &[String], from: &[String], to: &[String]) -> Result<NsMap> {
+        if from.len() != to.len() {
+            bail!("--ns-from and --ns-to must come in pairs ({} --ns-from, {} --ns-to)", from.len(), to.len());
+        }
+        let mut renames = Vec::new();
+        for (from, to) in from.iter().zip(to) {
+            let pattern = Pattern::parse(from)?;
+            let target = Pattern::parse(to)?;
+            for var in target.variables() {
+                if !pattern.variables().contains(&var) {
+                    bail!("--ns-to {to:?} uses ${var}$, which --ns-from {from:?} does not capture");
+                }
+            }
+            renames.push((pattern, to.clone()));
+        }
+        Ok(NsMap {
+            include: include.iter().map(|p| Pattern::parse(p)).collect::<Result<_>>()?,
+            exclude: exclude.iter().map(|p| Pattern::parse(p)).collect::<Result<_>>()?,
+            renames,
+        })
+    }
+
+    /// Whether any filter or rename is set.
+    pub fn is_identity(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty() && self.renames.is_empty()
+    }
+
+    /// The target namespace of `db.coll`, or None if it is filtered out.
+    pub fn map(&self, db: &str, coll: &str) -> Option<String> {
+        self.map_ns(&format!("{db}.{coll}"))
+    }
+
+    /// Like [`NsMap::map`] for a whole `db.coll` string.
+    pub fn map_ns(&self, ns: &str) -> Option<String> {
+        if !self.include.is_empty() && !self.include.iter().any(|p| p.captures(ns).is_some()) {
+            return None;
+        }
+        if self.exclude.iter().any(|p| p.captures(ns).is_some()) {
+            return None;
+        }
+        for (pattern, template) in &self.renames {
+            if let Some(captures) = pattern.captures(ns) {
+                let mut target = template.clone();
+                for (name, value) in captures {
+                    target = target.replace(&format!("${name}$"), &value);
+                }
+                return Some(target);
+            }
+        }
+        Some(ns.to_string())
+    }
+
+    /// Where database-wide commands (dropDatabase) of `db` go: the database
+    /// that `db.<anything>` maps to, if it is kept.
+    pub fn map_db(&self, db: &str) -> Option<String> {
+        const PROBE: &str = "\u{1}mb-probe";
+        let target = self.map(db, PROBE)?;
+        target.strip_suffix(&format!(".{PROBE}")).map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(include: &[&str], exclude: &[&str], from: &[&str], to: &[&str]) -> NsMap {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        NsMap::new(&v(include), &v(exclude), &v(from), &v(to)).unwrap()
+    }
+
+    #[test]
+    fn include_and_exclude() {
+        let m = map(&["shop.*"], &["shop.logs"], &[], &[]);
+        assert_eq!(m.map("shop", "orders").as_deref(), Some("shop.orders"));
+        assert_eq!(m.map("shop", "logs"), None);
+        assert_eq!(m.map("blog", "posts"), None);
+    }
+
+    #[test]
+    fn renames_with_variables() {
+        let m = map(&[], &[], &["shop.$coll$", "data.$p$_$c$"], &["shop_copy.$coll$", "$c$.$p$"]);
+        assert_eq!(m.map("shop", "orders").as_deref(), Some("shop_copy.orders"));
+        assert_eq!(m.map("data", "x_acme").as_deref(), Some("acme.x"));
+        assert_eq!(m.map("blog", "posts").as_deref(), Some("blog.posts"));
+        assert_eq!(m.map_db("shop").as_deref(), Some("shop_copy"));
+    }
+
+    #[test]
+    fn rejects_unpaired_or_unknown_variables() {
+        let v = |s: &str| vec![s.to_string()];
+        assert!(NsMap::new(&[], &[], &v("a.*"), &[]).is_err());
+        assert!(NsMap::new(&[], &[], &v("a.$x$"), &v("b.$y$")).is_err());
+    }
+}

