@@ -1,1 +1,72 @@
-//! Tests of dump (filled in by its issue).
+//! `mb-dump` alone: what it writes, and its errors (unreachable server,
+//! wrong credentials), with secrets kept out of every message.
+
+use mongodb::bson::{doc, Document};
+
+use crate::support::mongod::{block_on, Mongod, Options};
+use crate::support::{assert_fails_with, assert_ok, run_with_input, stage, stderr_of};
+
+#[test]
+fn unreachable_server_fails_with_one_line() {
+    let output = stage("mb-dump").args(["--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--connect-timeout", "2"]).output().unwrap();
+    assert_fails_with(&output, 1, "connecting to 127.0.0.1:1");
+    assert!(output.stdout.is_empty(), "nothing on stdout when the dump fails");
+}
+
+#[test]
+fn bad_uri_and_flags_are_usage_or_clear_errors() {
+    let output = stage("mb-dump").args(["--uri", "postgres://nope"]).output().unwrap();
+    assert_fails_with(&output, 1, "parsing the MongoDB URI");
+    let output = stage("mb-dump").arg("--no-such-flag").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = stage("mb-dump").output().unwrap();
+    assert_fails_with(&output, 1, "no server given");
+}
+
+#[test]
+fn standalone_dump_has_no_oplog_and_restores() {
+    let server = Mongod::shared_standalone();
+    let client = server.client();
+    block_on(async {
+        let db = client.database("dump_standalone");
+        db.drop().await.unwrap();
+        db.collection::<Document>("c").insert_many((0..10).map(|i| doc! {"_id": i})).await.unwrap();
+    });
+    let dump = stage("mb-dump").args(["--uri", &server.uri(), "--db", "dump_standalone"]).output().unwrap();
+    assert_ok(&dump);
+    assert!(stderr_of(&dump).contains("not a replica set member"), "the consistency caveat is said");
+    let check = run_with_input(stage("mb-apply").arg("--dry-run"), &dump.stdout);
+    assert_ok(&check);
+    let record: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(record["documents"], 10);
+    assert!(record.get("consistent_at").is_none());
+}
+
+#[test]
+fn credentials_come_from_env_or_file_and_never_show() {
+    let secret = "s3cret-Pa55word";
+    let server = Mongod::start(Options { replica_set: false, auth: Some(("admin".into(), secret.into())), ..Options::default() });
+    let uri = format!("mongodb://admin@127.0.0.1:{}/?directConnection=true&authSource=admin", server.port);
+
+    let ok = stage("mb-dump").args(["--uri", &uri, "--db", "admin", "-q"]).env("MB_MONGO_PASSWORD", secret).output().unwrap();
+    assert_ok(&ok);
+
+    let dir = crate::support::temp_dir();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{secret}\n")).unwrap();
+    let ok = stage("mb-dump").args(["--uri", &uri, "--db", "admin", "-q", "--password-file"]).arg(&password_file).output().unwrap();
+    assert_ok(&ok);
+
+    let config = dir.path().join("backup.conf");
+    std::fs::write(&config, format!("db_host = 127.0.0.1\ndb_port = {}\ndb_user = admin\ndb_passwd = {secret}\n", server.port)).unwrap();
+    let ok = stage("mb-dump").args(["--db", "admin", "-q", "--config"]).arg(&config).output().unwrap();
+    assert_ok(&ok);
+
+    let wrong = stage("mb-dump").args(["--uri", &uri, "--db", "admin"]).env("MB_MONGO_PASSWORD", "wrong-password").output().unwrap();
+    assert_fails_with(&wrong, 1, "Authentication failed");
+    let missing = stage("mb-dump").args(["--uri", &uri, "--db", "admin"]).output().unwrap();
+    assert_fails_with(&missing, 1, "no password");
+    for output in [&ok, &wrong, &missing] {
+        assert!(!stderr_of(output).contains(secret), "the password leaked: {}", stderr_of(output));
+    }
+}

@@ -89,6 +89,10 @@ impl Mongod {
             "0.25".into(),
             "--setParameter".into(),
             "diagnosticDataCollectionEnabled=false".into(),
+            // For dbHash at a past cluster time ($_internalReadAtClusterTime):
+            // the round-trip tests compare the source at the dump's end point.
+            "--setParameter".into(),
+            "enableTestCommands=1".into(),
         ];
         if options.replica_set {
             args.extend(["--replSet".into(), "rs0".into(), "--oplogSize".into(), options.oplog_size_mb.to_string()]);
@@ -224,9 +228,14 @@ impl Mongod {
         format!("mongodb://{user}:{password}@127.0.0.1:{}/?directConnection=true&authSource=admin", self.port)
     }
 
-    /// A driver client (cached per call site is not needed: the driver pools).
+    /// A driver client (built without async, so it is safe inside `block_on`).
     pub fn client(&self) -> Client {
-        block_on(async { Client::with_uri_str(self.uri()).await.expect("client") })
+        let options = mongodb::options::ClientOptions::builder()
+            .hosts(vec![mongodb::options::ServerAddress::Tcp { host: "127.0.0.1".into(), port: Some(self.port) }])
+            .direct_connection(true)
+            .build();
+        let _context = runtime().enter();
+        Client::with_options(options).expect("client")
     }
 
     /// Runs a command on `db`.
@@ -234,6 +243,13 @@ impl Mongod {
         let client = self.client();
         block_on(async move { client.database(db).run_command(command).await })
             .unwrap_or_else(|e| panic!("command on {db} failed: {e}"))
+    }
+
+    /// `dbHash` of a database as it was at `ts` (within the snapshot window).
+    pub fn db_hash_at(&self, db: &str, ts: mb::record::Ts) -> (String, Document) {
+        let at = mongodb::bson::Timestamp { time: ts.t, increment: ts.i };
+        let result = self.command(db, doc! {"dbHash": 1, "$_internalReadAtClusterTime": at});
+        (result.get_str("md5").unwrap().to_string(), result.get_document("collections").unwrap().clone())
     }
 
     /// `dbHash` of a database: its `md5` and the per-collection hashes.
@@ -247,4 +263,10 @@ impl Drop for Mongod {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs a cursor command and collects every document.
+pub async fn cursor(db: &mongodb::Database, command: Document) -> Vec<Document> {
+    use futures_util::TryStreamExt;
+    db.run_cursor_command(command).await.unwrap().try_collect().await.unwrap()
 }
