@@ -294,6 +294,36 @@ pub struct RangeRecord {
     /// Why this kind was chosen (for full: no checkpoint, period elapsed, oplog gap).
     #[serde(default)]
     pub reason: String,
+    /// The object key this backup is stored under.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// The checkpoint of an incremental chain: the state file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    /// Always [`STATE_FORMAT`].
+    pub format: String,
+    /// The cycle the last stored backup belongs to.
+    pub cycle: String,
+    /// When that cycle's full backup started (RFC 3339 UTC).
+    pub cycle_started: String,
+    /// The last stored backup's position in the cycle.
+    pub seq: u64,
+    /// The oplog position the chain is stored up to (inclusive).
+    pub to: Ts,
+    /// The databases backed up; empty means the whole instance.
+    pub databases: Vec<String>,
+    /// The key prefix of the chain's objects.
+    pub prefix: String,
+    /// The last object stored.
+    pub key: String,
+    /// Its size and CRC-64 as the store confirmed them.
+    pub size: u64,
+    /// CRC-64/XZ of the stored object.
+    pub crc64: u64,
+    /// When the state was written (RFC 3339 UTC).
+    pub updated: String,
 }
 
 /// Reads one JSON record from a reader that holds exactly one (stdin, a file).

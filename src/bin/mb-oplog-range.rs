@@ -1,3 +1,5 @@
-//! mb-oplog-range (not yet built).
+//! mb-oplog-range: decide the next backup range; move the checkpoint (see `mb::oplog_range`).
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    mb::cli::main("mb-oplog-range", mb::oplog_range::run)
+}
