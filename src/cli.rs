@@ -77,7 +77,14 @@ pub fn exit_code_of(err: &anyhow::Error) -> u8 {
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        // The MongoDB driver appends labels and the raw server reply: noise on a log line.
+        if let Some(cut) = text.find(", labels: ") {
+            text.truncate(cut);
+        }
+        if let Some(rest) = text.strip_prefix("Kind: ") {
+            text = rest.to_string();
+        }
         // Drivers often repeat their cause inside their own message; skip echoes.
         if parts.last().is_some_and(|prev| prev.contains(&text)) || text.is_empty() {
             continue;

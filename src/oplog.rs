@@ -287,7 +287,14 @@ impl Replayer {
     async fn apply_command(&mut self, op: Document, ts: Ts) -> Result<()> {
         let ns = op.get_str("ns").unwrap_or("?").to_string();
         let name = op.get_document("o").ok().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
-        match self.client.database("admin").run_command(doc! {"applyOps": [op]}).await {
+        let result = if name == "createIndexes" {
+            // applyOps refuses index builds: run them as the command itself.
+            let db = ns.split_once('.').map_or(ns.as_str(), |(db, _)| db);
+            self.client.database(db).run_command(create_indexes_command(op.get_document("o")?)).await
+        } else {
+            self.client.database("admin").run_command(doc! {"applyOps": [op]}).await
+        };
+        match result {
             Ok(_) => {
                 self.stats.applied += 1;
                 Ok(())
@@ -389,14 +396,7 @@ impl Replayer {
                 if command == "commitIndexBuild" {
                     // mongorestore's conversion: the finished build becomes createIndexes.
                     let indexes = o.get_array("indexes").cloned().unwrap_or_default();
-                    let Some(Bson::Document(first)) = indexes.first() else { return Ok(None) };
-                    if indexes.len() > 1 {
-                        // applyOps takes one index per createIndexes entry: build the rest directly.
-                        return Ok(Some(create_indexes_op(op, new_coll, indexes)));
-                    }
-                    let mut create = doc! {"createIndexes": new_coll};
-                    create.extend(first.clone());
-                    o = create;
+                    o = doc! {"createIndexes": new_coll, "indexes": indexes};
                 } else {
                     o.insert(command.clone(), new_coll);
                 }
@@ -407,27 +407,19 @@ impl Replayer {
     }
 }
 
-/// A `commitIndexBuild` of several indexes: applyOps' createIndexes form takes
-/// one spec, so the op carries all of them under a marker the caller expands.
-fn create_indexes_op(mut op: Document, coll: &str, indexes: Vec<Bson>) -> Document {
-    // Several single-index createIndexes ops in one applyOps are accepted as a
-    // nested applyOps command.
-    let inner: Vec<Bson> = indexes
-        .into_iter()
-        .filter_map(|spec| match spec {
-            Bson::Document(spec) => {
-                let mut o = doc! {"createIndexes": coll};
-                o.extend(spec);
-                let mut single = op.clone();
-                single.insert("o", o);
-                Some(Bson::Document(single))
-            }
-            _ => None,
-        })
-        .collect();
-    op.insert("ns", "admin.$cmd");
-    op.insert("o", doc! {"applyOps": inner});
-    op
+/// The `createIndexes` command for an oplog `createIndexes` entry (one
+/// index spec inline) or a converted `commitIndexBuild` (an `indexes` list).
+fn create_indexes_command(o: &Document) -> Document {
+    let coll = o.get_str("createIndexes").unwrap_or_default();
+    let indexes = match o.get_array("indexes") {
+        Ok(indexes) => indexes.clone(),
+        Err(_) => {
+            let mut spec = o.clone();
+            spec.remove("createIndexes");
+            vec![Bson::Document(spec)]
+        }
+    };
+    doc! {"createIndexes": coll, "indexes": indexes}
 }
 
 /// Namespaces a restore never writes: the server's own bookkeeping.
