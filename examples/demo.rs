@@ -14,8 +14,8 @@ mod mongod;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use mongodb::bson::{doc, Document};
 use mongod::{block_on, Mongod, Options};
+use mongodb::bson::{doc, Document};
 
 fn main() -> ExitCode {
     match run() {
@@ -30,7 +30,11 @@ fn main() -> ExitCode {
 fn script(name: &str, args: &[&str], bin_dir: &Path) -> Result<(), String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
     eprintln!("demo: $ scripts/{name} {}", args.join(" "));
-    let status = Command::new(&path).args(args).env("MB_BIN_DIR", bin_dir).status().map_err(|e| format!("running {name}: {e}"))?;
+    let status = Command::new(&path)
+        .args(args)
+        .env("MB_BIN_DIR", bin_dir)
+        .status()
+        .map_err(|e| format!("running {name}: {e}"))?;
     if !status.success() {
         return Err(format!("scripts/{name} exited with {status}"));
     }
@@ -72,10 +76,16 @@ fn run() -> Result<(), String> {
     block_on(async {
         let shop = client.database(db);
         data::insert_big(&client, db, 100_000, 2_000).await;
-        shop.collection::<Document>("big").update_many(doc! {"n": {"$lt": 1000}}, doc! {"$set": {"on_sale": true}}).await?;
+        shop.collection::<Document>("big")
+            .update_many(doc! {"n": {"$lt": 1000}}, doc! {"$set": {"on_sale": true}})
+            .await?;
         shop.collection::<Document>("big").delete_many(doc! {"n": {"$gte": 19_000, "$lt": 19_500}}).await?;
-        shop.collection::<Document>("reviews").insert_many((0..500).map(|i| doc! {"stars": i % 5, "text": "great"})).await?;
-        shop.collection::<Document>("reviews").create_index(mongodb::IndexModel::builder().keys(doc! {"stars": 1}).build()).await?;
+        shop.collection::<Document>("reviews")
+            .insert_many((0..500).map(|i| doc! {"stars": i % 5, "text": "great"}))
+            .await?;
+        shop.collection::<Document>("reviews")
+            .create_index(mongodb::IndexModel::builder().keys(doc! {"stars": 1}).build())
+            .await?;
         Ok::<_, mongodb::error::Error>(())
     })
     .map_err(|e| e.to_string())?;
@@ -86,7 +96,9 @@ fn run() -> Result<(), String> {
     let (source_md5, source_collections) = source.db_hash(db);
     let (target_md5, target_collections) = target.db_hash(db);
     if source_collections != target_collections || source_md5 != target_md5 {
-        return Err(format!("the restore differs from the source:\n source {source_collections}\n target {target_collections}"));
+        return Err(format!(
+            "the restore differs from the source:\n source {source_collections}\n target {target_collections}"
+        ));
     }
     let shape = |m: &Mongod| data::shape(&m.client(), db);
     if shape(&source) != shape(&target) {

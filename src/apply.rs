@@ -174,7 +174,8 @@ fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<Event>>) {
         let entries = archive.entries().context("reading the tar stream")?;
         for entry in entries {
             let mut entry = entry.map_err(|e| integrity(format!("corrupt tar stream: {e}")))?;
-            let path = entry.path().map_err(|e| integrity(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
+            let path =
+                entry.path().map_err(|e| integrity(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
             let event = read_entry(&mut entry, &path).with_context(|| format!("in entry {path}"))?;
             if tx.blocking_send(Ok(event)).is_err() {
                 return Ok(()); // the applier stopped; it reports why
@@ -209,10 +210,16 @@ fn read_entry<R: Read>(entry: &mut tar::Entry<R>, path: &str) -> Result<Event> {
     if data.len() as u64 != size {
         return Err(integrity(format!("stream cut short: {} of {size} bytes", data.len())));
     }
-    let json = |data: &[u8]| -> Result<serde_json::Value> { serde_json::from_slice(data).map_err(|e| integrity(format!("bad JSON: {e}"))) };
+    let json = |data: &[u8]| -> Result<serde_json::Value> {
+        serde_json::from_slice(data).map_err(|e| integrity(format!("bad JSON: {e}")))
+    };
     Ok(match name {
-        EntryName::Header => Event::Header(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad header: {e}")))?),
-        EntryName::Manifest => Event::Manifest(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad manifest: {e}")))?),
+        EntryName::Header => {
+            Event::Header(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad header: {e}")))?)
+        }
+        EntryName::Manifest => {
+            Event::Manifest(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad manifest: {e}")))?)
+        }
         EntryName::Metadata { db, coll } => {
             let metadata = match Bson::try_from(json(&data)?) {
                 Ok(Bson::Document(d)) => d,
@@ -226,11 +233,16 @@ fn read_entry<R: Read>(entry: &mut tar::Entry<R>, path: &str) -> Result<Event> {
             };
             let actual = crate::crc64::checksum(&data);
             if actual != expected_crc {
-                return Err(integrity(format!("CRC-64 mismatch: the chunk says {expected_crc}, its bytes give {actual}")));
+                return Err(integrity(format!(
+                    "CRC-64 mismatch: the chunk says {expected_crc}, its bytes give {actual}"
+                )));
             }
             let documents = split_documents(&data).map_err(|e| integrity(e.to_string()))?;
             if documents.len() as u64 != expected_docs {
-                return Err(integrity(format!("the chunk says {expected_docs} documents, it holds {}", documents.len())));
+                return Err(integrity(format!(
+                    "the chunk says {expected_docs} documents, it holds {}",
+                    documents.len()
+                )));
             }
             for (index, document) in documents.iter().enumerate() {
                 validate_document(document).map_err(|e| integrity(format!("document {index}: {e:#}")))?;
@@ -256,7 +268,10 @@ struct Tally {
 impl Tally {
     fn add(&mut self, seq: u64, data: &[u8], docs: u64, what: &str) -> Result<()> {
         if seq != self.chunks + 1 {
-            return Err(integrity(format!("{what}: chunk {seq} follows chunk {} (a chunk is missing or repeated)", self.chunks)));
+            return Err(integrity(format!(
+                "{what}: chunk {seq} follows chunk {} (a chunk is missing or repeated)",
+                self.chunks
+            )));
         }
         self.chunks = seq;
         self.docs += docs;
@@ -320,10 +335,17 @@ struct Archive {
     data_done: bool,
 }
 
-async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, until: Option<Ts>, ns_map: NsMap) -> Result<ApplyRecord> {
+async fn apply(
+    args: &Args,
+    mut target: Target,
+    input: Box<dyn Read + Send>,
+    until: Option<Ts>,
+    ns_map: NsMap,
+) -> Result<ApplyRecord> {
     let (tx, mut rx) = mpsc::channel::<Result<Event>>(2);
     let reader = tokio::task::spawn_blocking(move || read_stream(input, tx));
-    let mut record = ApplyRecord { format: "mb-apply/1".into(), dry_run: matches!(target, Target::DryRun), ..Default::default() };
+    let mut record =
+        ApplyRecord { format: "mb-apply/1".into(), dry_run: matches!(target, Target::DryRun), ..Default::default() };
     let mut replayer = match &target {
         Target::Server(client) => Some(Replayer::new(
             client.clone(),
@@ -348,20 +370,36 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
         match event {
             Event::Header(header) => {
                 if let Some(open) = &archive {
-                    return Err(integrity(format!("the {} stream that began {} has no manifest: it was cut short", open.header.kind, open.header.created)));
+                    return Err(integrity(format!(
+                        "the {} stream that began {} has no manifest: it was cut short",
+                        open.header.kind, open.header.created
+                    )));
                 }
                 if header.format != TAR_FORMAT {
-                    return Err(integrity(format!("stream format {:?} is not {TAR_FORMAT:?}; this mb cannot read it", header.format)));
+                    return Err(integrity(format!(
+                        "stream format {:?} is not {TAR_FORMAT:?}; this mb cannot read it",
+                        header.format
+                    )));
                 }
                 check_chain(&header, chain_end, record.archives)?;
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
-                archive = Some(Archive { header, tallies: BTreeMap::new(), oplog: Tally::default(), indexes: Vec::new(), targets: HashMap::new(), data_done: false });
+                archive = Some(Archive {
+                    header,
+                    tallies: BTreeMap::new(),
+                    oplog: Tally::default(),
+                    indexes: Vec::new(),
+                    targets: HashMap::new(),
+                    data_done: false,
+                });
             }
             Event::Metadata { db, coll, metadata } => {
-                let current = archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
+                let current =
+                    archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
                 let source = format!("{db}.{coll}");
                 let mapped = ns_map.map(&db, &coll);
-                current.targets.insert(source.clone(), mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata)));
+                current
+                    .targets
+                    .insert(source.clone(), mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata)));
                 current.tallies.entry(source).or_default();
                 let Some(mapped) = mapped else { continue };
                 record.collections += 1;
@@ -372,14 +410,18 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
                         }
                     }
                     Target::Dir(dir) => {
-                        let data_ns = current.targets[&format!("{db}.{coll}")].as_ref().map(|t| t.data_ns.clone()).unwrap_or_default();
+                        let data_ns = current.targets[&format!("{db}.{coll}")]
+                            .as_ref()
+                            .map(|t| t.data_ns.clone())
+                            .unwrap_or_default();
                         dir.metadata(&mapped, &data_ns, &metadata)?
                     }
                     Target::DryRun => {}
                 }
             }
             Event::Chunk { db, coll, seq, data, docs, .. } => {
-                let current = archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
+                let current =
+                    archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
                 let source = format!("{db}.{coll}");
                 current.tallies.entry(source.clone()).or_default().add(seq, &data, docs, &source)?;
                 let mapped = match current.targets.get(&source) {
@@ -393,7 +435,8 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
                         let (db, coll) = data_ns.split_once('.').unwrap();
                         let collection = client.database(db).collection(coll);
                         let task = async move {
-                            let result = insert_chunk(collection, data).await.with_context(|| format!("restoring {data_ns}"));
+                            let result =
+                                insert_chunk(collection, data).await.with_context(|| format!("restoring {data_ns}"));
                             drop(permit);
                             result
                         };
@@ -414,7 +457,8 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
                 }
             }
             Event::Oplog { seq, data, docs, .. } => {
-                let current = archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
+                let current =
+                    archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
                 current.oplog.add(seq, &data, docs, "oplog")?;
                 if !current.data_done {
                     finish_data(&mut tasks, &mut record, current, &target, args).await?;
@@ -423,7 +467,8 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
                     continue;
                 }
                 for document in split_documents(&data)? {
-                    let raw = bson::RawDocument::from_bytes(document).map_err(|e| integrity(format!("bad oplog entry: {e}")))?;
+                    let raw = bson::RawDocument::from_bytes(document)
+                        .map_err(|e| integrity(format!("bad oplog entry: {e}")))?;
                     match (&mut replayer, &mut target) {
                         (Some(replayer), _) => {
                             if replayer.push(raw).await? == Flow::Stop {
@@ -469,7 +514,10 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
         record.duplicates += duplicates;
     }
     if let Some(open) = archive {
-        return Err(integrity(format!("the stream ended before the manifest of the {} backup of {}: it was cut short", open.header.kind, open.header.created)));
+        return Err(integrity(format!(
+            "the stream ended before the manifest of the {} backup of {}: it was cut short",
+            open.header.kind, open.header.created
+        )));
     }
     if record.archives == 0 {
         return Err(integrity("the input holds no mb stream (it is empty)"));
@@ -477,7 +525,10 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
     if let Some(replayer) = &replayer {
         record.oplog = replayer.stats();
         if replayer.open_transactions() > 0 {
-            warn!("{} transaction(s) had not committed by the end point; they are not applied", replayer.open_transactions());
+            warn!(
+                "{} transaction(s) had not committed by the end point; they are not applied",
+                replayer.open_transactions()
+            );
         }
     }
     if let Target::Dir(dir) = &mut target {
@@ -488,7 +539,10 @@ async fn apply(args: &Args, mut target: Target, input: Box<dyn Read + Send>, unt
         _ => chain_end,
     };
     if record.dry_run {
-        info!("checked {} stream(s): {} collections, {} documents; nothing written", record.archives, record.collections, record.documents);
+        info!(
+            "checked {} stream(s): {} collections, {} documents; nothing written",
+            record.archives, record.collections, record.documents
+        );
     } else {
         info!(
             "restored {} collections, {} documents, {} oplog operations{}",
@@ -508,14 +562,20 @@ fn check_chain(header: &Header, chain_end: Option<Ts>, archives_read: u64) -> Re
         return Ok(());
     }
     if header.kind == Kind::Full {
-        return Err(integrity("a second full backup follows in the stream: give one cycle (a full backup and its slices)"));
+        return Err(integrity(
+            "a second full backup follows in the stream: give one cycle (a full backup and its slices)",
+        ));
     }
     let from = header.oplog_from.ok_or_else(|| integrity("oplog slice without oplog_from in its header"))?;
     match chain_end {
         Some(end) if end == from => Ok(()),
         Some(end) => Err(integrity(format!(
             "hole in the chain: a slice starts after {from}, but the backup before it ends at {end}{}",
-            if from > end { "; the entries in between are missing" } else { "; the slices overlap or are out of order" }
+            if from > end {
+                "; the entries in between are missing"
+            } else {
+                "; the slices overlap or are out of order"
+            }
         ))),
         None => Err(integrity("cannot chain a slice after a backup with no oplog position (standalone dump)")),
     }
@@ -525,7 +585,8 @@ fn check_manifest(archive: &Archive, manifest: &Manifest) -> Result<()> {
     if manifest.kind != archive.header.kind {
         return Err(integrity("the manifest's kind differs from the header's"));
     }
-    let listed: BTreeMap<String, _> = manifest.collections.iter().map(|c| (format!("{}.{}", c.db, c.name), c)).collect();
+    let listed: BTreeMap<String, _> =
+        manifest.collections.iter().map(|c| (format!("{}.{}", c.db, c.name), c)).collect();
     for (ns, tally) in &archive.tallies {
         let Some(entry) = listed.get(ns) else {
             return Err(integrity(format!("{ns} is in the stream but not in its manifest")));
@@ -539,14 +600,22 @@ fn check_manifest(archive: &Archive, manifest: &Manifest) -> Result<()> {
     }
     match &manifest.oplog {
         Some(oplog) => archive.oplog.check("the oplog", oplog.count, oplog.bytes, oplog.crc64, oplog.chunks)?,
-        None if archive.oplog.chunks > 0 => return Err(integrity("the stream has oplog entries its manifest does not list")),
+        None if archive.oplog.chunks > 0 => {
+            return Err(integrity("the stream has oplog entries its manifest does not list"))
+        }
         None => {}
     }
     Ok(())
 }
 
 /// Waits for every insert of the archive, then builds its indexes.
-async fn finish_data(tasks: &mut JoinSet<Result<(u64, u64)>>, record: &mut ApplyRecord, archive: &mut Archive, target: &Target, args: &Args) -> Result<()> {
+async fn finish_data(
+    tasks: &mut JoinSet<Result<(u64, u64)>>,
+    record: &mut ApplyRecord,
+    archive: &mut Archive,
+    target: &Target,
+    args: &Args,
+) -> Result<()> {
     archive.data_done = true;
     while let Some(done) = tasks.join_next().await {
         let (inserted, duplicates) = done.context("an insert task panicked")??;
@@ -581,7 +650,12 @@ async fn finish_data(tasks: &mut JoinSet<Result<(u64, u64)>>, record: &mut Apply
 }
 
 /// Creates a collection or view from its metadata; returns its indexes to build later.
-async fn create_collection(client: &Client, target_ns: &str, metadata: &Document, drop: bool) -> Result<Option<PendingIndexes>> {
+async fn create_collection(
+    client: &Client,
+    target_ns: &str,
+    metadata: &Document,
+    drop: bool,
+) -> Result<Option<PendingIndexes>> {
     let (db_name, coll) = target_ns.split_once('.').context("bad namespace")?;
     let db = client.database(db_name);
     let kind = metadata.get_str("type").unwrap_or("collection");
@@ -593,9 +667,17 @@ async fn create_collection(client: &Client, target_ns: &str, metadata: &Document
         return Ok(None);
     }
     if drop {
-        db.run_command(doc! {"drop": coll}).await.or_else(|e| if crate::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) }).with_context(|| format!("dropping {target_ns}"))?;
+        db.run_command(doc! {"drop": coll})
+            .await
+            .or_else(|e| if crate::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
+            .with_context(|| format!("dropping {target_ns}"))?;
     }
-    let exists = !db.list_collection_names().filter(doc! {"name": coll}).await.with_context(|| format!("looking for {target_ns}"))?.is_empty();
+    let exists = !db
+        .list_collection_names()
+        .filter(doc! {"name": coll})
+        .await
+        .with_context(|| format!("looking for {target_ns}"))?
+        .is_empty();
     if exists {
         if !drop {
             crate::debug!("{target_ns} exists: restoring into it with its current options");
@@ -634,7 +716,8 @@ async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec
         Err(err) => {
             if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
                 let errors = failure.write_errors.as_deref().unwrap_or(&[]);
-                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000) {
+                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000)
+                {
                     // Like mongorestore: documents already there stay as they are.
                     let duplicates = errors.len() as u64;
                     return Ok((total - duplicates, duplicates));
@@ -650,7 +733,11 @@ fn describe_insert_error(err: mongodb::error::Error) -> anyhow::Error {
     if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
         if let Some(first) = failure.write_errors.as_deref().and_then(|e| e.first()) {
             let count = failure.write_errors.as_ref().map_or(0, Vec::len);
-            return anyhow::anyhow!("the server refused {count} document(s); the first (code {}): {}", first.code, first.message);
+            return anyhow::anyhow!(
+                "the server refused {count} document(s); the first (code {}): {}",
+                first.code,
+                first.message
+            );
         }
         if let Some(concern) = &failure.write_concern_error {
             return anyhow::anyhow!("write concern failed (code {}): {}", concern.code, concern.message);

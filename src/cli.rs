@@ -68,9 +68,7 @@ pub fn oplog_gap(message: impl Into<String>) -> anyhow::Error {
 
 /// The exit code an error maps to: the first [`Failure`] in its chain, else 1.
 pub fn exit_code_of(err: &anyhow::Error) -> u8 {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<Failure>().map(|f| f.code))
-        .unwrap_or(EXIT_FAILURE)
+    err.chain().find_map(|cause| cause.downcast_ref::<Failure>().map(|f| f.code)).unwrap_or(EXIT_FAILURE)
 }
 
 /// One line for an error and its whole chain of causes.
@@ -168,11 +166,8 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Rust ignores SIGPIPE; a filter writing to a closed pipe then gets EPIPE,
@@ -207,9 +202,7 @@ mod tests {
 
     #[test]
     fn failure_code_survives_context() {
-        let err = Err::<(), _>(integrity("crc mismatch"))
-            .context("reading shop/orders.bson.000001")
-            .unwrap_err();
+        let err = Err::<(), _>(integrity("crc mismatch")).context("reading shop/orders.bson.000001").unwrap_err();
         assert_eq!(exit_code_of(&err), EXIT_INTEGRITY);
         assert_eq!(one_line(&err), "reading shop/orders.bson.000001: crc mismatch");
     }

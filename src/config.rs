@@ -34,7 +34,11 @@ impl Config {
         let mut values = BTreeMap::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') || (line.starts_with('[') && line.ends_with(']')) {
+            if line.is_empty()
+                || line.starts_with('#')
+                || line.starts_with(';')
+                || (line.starts_with('[') && line.ends_with(']'))
+            {
                 continue;
             }
             let Some((key, value)) = line.split_once(['=', ':']) else {

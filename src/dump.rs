@@ -161,7 +161,10 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
             if server.set_name.is_none() {
                 bail!("the server is not a replica set member: it has no oplog to back up incrementally");
             }
-            let (from, to) = (range.from.context("oplog range record has no `from`")?, range.to.context("oplog range record has no `to`")?);
+            let (from, to) = (
+                range.from.context("oplog range record has no `from`")?,
+                range.to.context("oplog range record has no `to`")?,
+            );
             header.oplog_from = Some(from);
             header.oplog_to = Some(to);
             send(&tx, Entry::json(EntryName::Header.path(), &header)?).await?;
@@ -310,7 +313,8 @@ async fn plan_database(db: &Database, whole_instance: bool) -> Result<Vec<Collec
 /// System collections that hold user data (as mongodump keeps them); views
 /// and timeseries buckets are carried through their owners instead.
 fn keep_system_collection(db: &str, name: &str, whole_instance: bool) -> bool {
-    name == "system.js" || (whole_instance && db == "admin" && matches!(name, "system.users" | "system.roles" | "system.version"))
+    name == "system.js"
+        || (whole_instance && db == "admin" && matches!(name, "system.users" | "system.roles" | "system.version"))
 }
 
 async fn plan_users_and_roles(client: &Client, databases: &[String]) -> Result<Vec<CollectionPlan>> {
@@ -331,7 +335,12 @@ async fn plan_users_and_roles(client: &Client, databases: &[String]) -> Result<V
 }
 
 /// Writes one collection's metadata and chunks; returns its manifest entry.
-async fn dump_collection(client: &Client, plan: CollectionPlan, chunk_size: u64, tx: &mpsc::Sender<Entry>) -> Result<CollectionEntry> {
+async fn dump_collection(
+    client: &Client,
+    plan: CollectionPlan,
+    chunk_size: u64,
+    tx: &mpsc::Sender<Entry>,
+) -> Result<CollectionEntry> {
     let db = client.database(&plan.db);
     let ns = format!("{}.{}", plan.db, plan.name);
     let indexes = if plan.kind == "view" {
@@ -349,7 +358,15 @@ async fn dump_collection(client: &Client, plan: CollectionPlan, chunk_size: u64,
     };
     send(tx, metadata_entry).await?;
 
-    let mut entry = CollectionEntry { db: plan.db.clone(), name: plan.name.clone(), kind: plan.kind.clone(), docs: 0, bytes: 0, crc64: 0, chunks: 0 };
+    let mut entry = CollectionEntry {
+        db: plan.db.clone(),
+        name: plan.name.clone(),
+        kind: plan.kind.clone(),
+        docs: 0,
+        bytes: 0,
+        crc64: 0,
+        chunks: 0,
+    };
     // Timeseries data lives in its buckets collection; views have none.
     let data_collection = match plan.kind.as_str() {
         "view" => return Ok(entry),
@@ -358,7 +375,9 @@ async fn dump_collection(client: &Client, plan: CollectionPlan, chunk_size: u64,
     };
     let collection = db.collection::<RawDocumentBuf>(&data_collection);
     let mut cursor = collection.find(plan.filter.clone()).await.with_context(|| format!("reading {ns}"))?;
-    let mut chunks = ChunkBuilder::new(chunk_size, |seq| EntryName::Chunk { db: plan.db.clone(), coll: plan.name.clone(), seq }.path());
+    let mut chunks = ChunkBuilder::new(chunk_size, |seq| {
+        EntryName::Chunk { db: plan.db.clone(), coll: plan.name.clone(), seq }.path()
+    });
     while cursor.advance().await.with_context(|| format!("reading {ns}"))? {
         if let Some(full) = chunks.push(cursor.current().as_bytes()) {
             send(tx, full).await?;
@@ -409,12 +428,22 @@ impl<F: Fn(u64) -> String> ChunkBuilder<F> {
     /// A builder naming chunk `seq` with `name(seq)`.
     pub fn new(limit: u64, name: F) -> Self {
         let limit = limit.max(1) as usize;
-        ChunkBuilder { limit, name, buffer: Vec::new(), docs_in_buffer: 0, seq: 0, docs: 0, bytes: 0, crc: Default::default() }
+        ChunkBuilder {
+            limit,
+            name,
+            buffer: Vec::new(),
+            docs_in_buffer: 0,
+            seq: 0,
+            docs: 0,
+            bytes: 0,
+            crc: Default::default(),
+        }
     }
 
     /// Adds a document; returns a full chunk when the limit would be passed.
     pub fn push(&mut self, document: &[u8]) -> Option<Entry> {
-        let full = if !self.buffer.is_empty() && self.buffer.len() + document.len() > self.limit { self.take() } else { None };
+        let full =
+            if !self.buffer.is_empty() && self.buffer.len() + document.len() > self.limit { self.take() } else { None };
         if self.buffer.capacity() == 0 {
             self.buffer.reserve(self.limit.min(1 << 20));
         }
@@ -468,7 +497,14 @@ impl Bound {
 /// Copies oplog entries in the bound up to `to` (inclusive) for `databases`
 /// (all if empty) as `oplog.bson.NNNNNN` chunks; fails with exit 5 if the
 /// oplog no longer reaches back to the bound, before or after the read.
-async fn dump_oplog(client: &Client, databases: &[String], bound: Bound, to: Ts, chunk_size: u64, tx: &mpsc::Sender<Entry>) -> Result<OplogEntry> {
+async fn dump_oplog(
+    client: &Client,
+    databases: &[String],
+    bound: Bound,
+    to: Ts,
+    chunk_size: u64,
+    tx: &mpsc::Sender<Entry>,
+) -> Result<OplogEntry> {
     oplog::check_reaches(client, bound.ts()).await?;
     let ts_filter = match bound {
         Bound::From(ts) => doc! {"$gte": bson::Timestamp::from(ts), "$lte": bson::Timestamp::from(to)},

@@ -86,7 +86,8 @@ impl ConnectArgs {
 
     fn password(&self, config: Option<&Config>) -> Result<Option<String>> {
         if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading password file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading password file {}", path.display()))?;
             return Ok(Some(text.lines().next().unwrap_or("").to_string()));
         }
         if let Ok(password) = std::env::var("MB_MONGO_PASSWORD") {
@@ -130,10 +131,7 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo> {
 /// Databases other than `local` and `config` (and `admin` unless asked).
 pub async fn user_databases(client: &Client, with_admin: bool) -> Result<Vec<String>> {
     let names = client.list_database_names().await.context("listing databases")?;
-    Ok(names
-        .into_iter()
-        .filter(|n| n != "local" && n != "config" && (with_admin || n != "admin"))
-        .collect())
+    Ok(names.into_iter().filter(|n| n != "local" && n != "config" && (with_admin || n != "admin")).collect())
 }
 
 /// Runs a cursor-returning command and collects all batches (small results only).

@@ -72,7 +72,9 @@ fn flush(literal: &mut String, pieces: &mut Vec<Piece>) {
 fn match_from(pieces: &[Piece], text: &str, captures: &mut Vec<(String, String)>) -> bool {
     match pieces.split_first() {
         None => text.is_empty(),
-        Some((Piece::Literal(lit), rest)) => text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures)),
+        Some((Piece::Literal(lit), rest)) => {
+            text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures))
+        }
         Some((Piece::Any(name), rest)) => {
             for split in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
                 let mark = captures.len();

@@ -275,7 +275,9 @@ impl Replayer {
 
     async fn queue(&mut self, op: Document, ts: Ts) -> Result<()> {
         let size = bson::to_vec(&op).map(|v| v.len()).unwrap_or(0);
-        if !self.pending.is_empty() && (self.pending.len() >= self.options.batch_ops || self.pending_bytes + size > self.options.batch_bytes) {
+        if !self.pending.is_empty()
+            && (self.pending.len() >= self.options.batch_ops || self.pending_bytes + size > self.options.batch_bytes)
+        {
             self.flush().await?;
         }
         self.pending_first.get_or_insert(ts);
@@ -321,7 +323,10 @@ impl Replayer {
                 return self.rewrite_transaction(&entry, o, ts);
             }
             if o.contains_key("commitTransaction") || o.contains_key("abortTransaction") {
-                crate::warn!("skipping {} at {ts}: prepared transactions (sharded clusters) are not replayed", o.keys().next().unwrap());
+                crate::warn!(
+                    "skipping {} at {ts}: prepared transactions (sharded clusters) are not replayed",
+                    o.keys().next().unwrap()
+                );
                 return Ok(Vec::new());
             }
         }
@@ -374,7 +379,9 @@ impl Replayer {
             "renameCollection" => {
                 let source = o.get_str("renameCollection").unwrap_or("").to_string();
                 let target = o.get_str("to").unwrap_or("").to_string();
-                let (Some(new_source), Some(new_target)) = (self.options.ns_map.map_ns(&source), self.options.ns_map.map_ns(&target)) else {
+                let (Some(new_source), Some(new_target)) =
+                    (self.options.ns_map.map_ns(&source), self.options.ns_map.map_ns(&target))
+                else {
                     return Ok(None);
                 };
                 o.insert("renameCollection", new_source);

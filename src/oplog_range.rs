@@ -33,7 +33,11 @@ use crate::{info, warn};
 
 /// `mb-oplog-range`'s flags.
 #[derive(clap::Parser, Debug)]
-#[command(name = "mb-oplog-range", version, about = "Decide the next backup range (full or oplog slice); move the checkpoint")]
+#[command(
+    name = "mb-oplog-range",
+    version,
+    about = "Decide the next backup range (full or oplog slice); move the checkpoint"
+)]
 pub struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -88,7 +92,8 @@ pub fn run() -> Result<()> {
             databases = names.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         }
     }
-    let prefix = args.prefix.clone().unwrap_or_else(|| if databases.is_empty() { "all".into() } else { databases.join("+") });
+    let prefix =
+        args.prefix.clone().unwrap_or_else(|| if databases.is_empty() { "all".into() } else { databases.join("+") });
     if args.commit {
         return commit(&args);
     }
@@ -102,7 +107,13 @@ pub fn run() -> Result<()> {
     if record.kind == Kind::Full {
         info!("next: full backup, new cycle {} ({})", record.cycle, record.reason);
     } else {
-        info!("next: oplog slice {} of cycle {}: ({}, {}]", record.seq, record.cycle, record.from.unwrap(), record.to.unwrap());
+        info!(
+            "next: oplog slice {} of cycle {}: ({}, {}]",
+            record.seq,
+            record.cycle,
+            record.from.unwrap(),
+            record.to.unwrap()
+        );
     }
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
@@ -139,7 +150,11 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
     };
     let age_days = (record::now_secs() - record::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
     if age_days >= args.period {
-        return Ok(full_record(&databases, &prefix, &format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period)));
+        return Ok(full_record(
+            &databases,
+            &prefix,
+            &format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period),
+        ));
     }
     if state.databases != databases {
         return Ok(full_record(&databases, &prefix, "the databases backed up changed"));
@@ -158,7 +173,10 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         return Ok(full_record(&databases, &prefix, &reason));
     }
     if newest < state.to {
-        bail!("the server's newest oplog entry {newest} is older than the checkpoint {}: is this the same replica set?", state.to);
+        bail!(
+            "the server's newest oplog entry {newest} is older than the checkpoint {}: is this the same replica set?",
+            state.to
+        );
     }
     let seq = state.seq + 1;
     Ok(RangeRecord {
@@ -167,7 +185,10 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         from: Some(state.to),
         to: Some(newest),
         databases,
-        key: format!("{prefix}/{}/{seq:06}-oplog-{}_{}-{}_{}.tar.gz", state.cycle, state.to.t, state.to.i, newest.t, newest.i),
+        key: format!(
+            "{prefix}/{}/{seq:06}-oplog-{}_{}-{}_{}.tar.gz",
+            state.cycle, state.to.t, state.to.i, newest.t, newest.i
+        ),
         cycle: state.cycle,
         seq,
         reason: "checkpoint is in the oplog".into(),
@@ -181,7 +202,8 @@ pub fn read_state(path: &Path) -> Result<Option<State>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err).with_context(|| format!("reading state file {}", path.display())),
     };
-    let state: State = serde_json::from_str(&text).with_context(|| format!("state file {} is damaged; move it away to start a new cycle", path.display()))?;
+    let state: State = serde_json::from_str(&text)
+        .with_context(|| format!("state file {} is damaged; move it away to start a new cycle", path.display()))?;
     if state.format != STATE_FORMAT {
         bail!("state file {} has format {:?}, expected {STATE_FORMAT:?}", path.display(), state.format);
     }
@@ -210,17 +232,27 @@ fn commit(args: &Args) -> Result<()> {
         Kind::Oplog => {
             let oplog = manifest.oplog.as_ref().context("an oplog manifest without its oplog section")?;
             if Some(oplog.from) != range.from || Some(oplog.to) != range.to {
-                bail!("the manifest covers ({}, {}] but the range was ({:?}, {:?}]", oplog.from, oplog.to, range.from, range.to);
+                bail!(
+                    "the manifest covers ({}, {}] but the range was ({:?}, {:?}]",
+                    oplog.from,
+                    oplog.to,
+                    range.from,
+                    range.to
+                );
             }
             let previous = previous.as_ref().context("an oplog slice with no checkpoint before it")?;
             if previous.to != oplog.from || previous.cycle != range.cycle {
-                bail!("the checkpoint moved since the range was decided (another run?): it is at {} of cycle {}", previous.to, previous.cycle);
+                bail!(
+                    "the checkpoint moved since the range was decided (another run?): it is at {} of cycle {}",
+                    previous.to,
+                    previous.cycle
+                );
             }
             oplog.to
         }
-        Kind::Full => manifest
-            .consistent_at
-            .context("a full backup without an oplog position cannot start an incremental cycle (is the source a replica set?)")?,
+        Kind::Full => manifest.consistent_at.context(
+            "a full backup without an oplog position cannot start an incremental cycle (is the source a replica set?)",
+        )?,
     };
     let cycle_started = match (&previous, range.kind) {
         (Some(previous), Kind::Oplog) => previous.cycle_started.clone(),

@@ -89,7 +89,13 @@ impl FromStr for Ts {
 pub fn parse_rfc3339(s: &str) -> Result<i64> {
     let bad = || anyhow::anyhow!("bad time {s:?}: expected RFC 3339 like 2026-11-24T03:15:00Z, or seconds,ordinal");
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> Result<i64> { s.get(r).and_then(|x| x.parse().ok()).ok_or_else(bad) };
@@ -153,10 +159,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Now, in seconds since the epoch.
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Now, as RFC 3339 UTC.

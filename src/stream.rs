@@ -60,7 +60,10 @@ impl EntryName {
         }
         let db = unescape(db).with_context(|| format!("bad entry name {path:?}"))?;
         if let Some(coll) = file.strip_suffix(METADATA_SUFFIX) {
-            return Ok(EntryName::Metadata { db, coll: unescape(coll).with_context(|| format!("bad entry name {path:?}"))? });
+            return Ok(EntryName::Metadata {
+                db,
+                coll: unescape(coll).with_context(|| format!("bad entry name {path:?}"))?,
+            });
         }
         if let Some(at) = file.rfind(BSON_SUFFIX) {
             let seq = parse_seq(&file[at + BSON_SUFFIX.len()..], path)?;

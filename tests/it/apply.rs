@@ -52,7 +52,10 @@ fn a_corrupt_chunk_writes_none_of_its_documents() {
         .unwrap();
     assert_fails_with(&output, 3, "CRC-64 mismatch");
     let client = server.client();
-    let count = block_on(async { client.database("apply_corrupt").collection::<Document>("people").count_documents(doc! {}).await }).unwrap();
+    let count = block_on(async {
+        client.database("apply_corrupt").collection::<Document>("people").count_documents(doc! {}).await
+    })
+    .unwrap();
     assert_eq!(count, 0, "no document of a chunk that failed its check may be written");
 }
 

@@ -8,7 +8,10 @@ use crate::support::{assert_fails_with, assert_ok, run_with_input, stage, stderr
 
 #[test]
 fn unreachable_server_fails_with_one_line() {
-    let output = stage("mb-dump").args(["--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--connect-timeout", "2"]).output().unwrap();
+    let output = stage("mb-dump")
+        .args(["--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--connect-timeout", "2"])
+        .output()
+        .unwrap();
     assert_fails_with(&output, 1, "connecting to 127.0.0.1:1");
     assert!(output.stdout.is_empty(), "nothing on stdout when the dump fails");
 }
@@ -45,24 +48,44 @@ fn standalone_dump_has_no_oplog_and_restores() {
 #[test]
 fn credentials_come_from_env_or_file_and_never_show() {
     let secret = "s3cret-Pa55word";
-    let server = Mongod::start(Options { replica_set: false, auth: Some(("admin".into(), secret.into())), ..Options::default() });
+    let server = Mongod::start(Options {
+        replica_set: false,
+        auth: Some(("admin".into(), secret.into())),
+        ..Options::default()
+    });
     let uri = format!("mongodb://admin@127.0.0.1:{}/?directConnection=true&authSource=admin", server.port);
 
-    let ok = stage("mb-dump").args(["--uri", &uri, "--db", "admin", "-q"]).env("MB_MONGO_PASSWORD", secret).output().unwrap();
+    let ok = stage("mb-dump")
+        .args(["--uri", &uri, "--db", "admin", "-q"])
+        .env("MB_MONGO_PASSWORD", secret)
+        .output()
+        .unwrap();
     assert_ok(&ok);
 
     let dir = crate::support::temp_dir();
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, format!("{secret}\n")).unwrap();
-    let ok = stage("mb-dump").args(["--uri", &uri, "--db", "admin", "-q", "--password-file"]).arg(&password_file).output().unwrap();
+    let ok = stage("mb-dump")
+        .args(["--uri", &uri, "--db", "admin", "-q", "--password-file"])
+        .arg(&password_file)
+        .output()
+        .unwrap();
     assert_ok(&ok);
 
     let config = dir.path().join("backup.conf");
-    std::fs::write(&config, format!("db_host = 127.0.0.1\ndb_port = {}\ndb_user = admin\ndb_passwd = {secret}\n", server.port)).unwrap();
+    std::fs::write(
+        &config,
+        format!("db_host = 127.0.0.1\ndb_port = {}\ndb_user = admin\ndb_passwd = {secret}\n", server.port),
+    )
+    .unwrap();
     let ok = stage("mb-dump").args(["--db", "admin", "-q", "--config"]).arg(&config).output().unwrap();
     assert_ok(&ok);
 
-    let wrong = stage("mb-dump").args(["--uri", &uri, "--db", "admin"]).env("MB_MONGO_PASSWORD", "wrong-password").output().unwrap();
+    let wrong = stage("mb-dump")
+        .args(["--uri", &uri, "--db", "admin"])
+        .env("MB_MONGO_PASSWORD", "wrong-password")
+        .output()
+        .unwrap();
     assert_fails_with(&wrong, 1, "Authentication failed");
     let missing = stage("mb-dump").args(["--uri", &uri, "--db", "admin"]).output().unwrap();
     assert_fails_with(&missing, 1, "no password");

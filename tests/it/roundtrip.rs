@@ -60,7 +60,10 @@ fn restore_twice_with_drop_is_the_same() {
     assert_ok(&dump);
     let renamed = ["--ns-from", "rt_twice.$c$", "--ns-to", "rt_twice_copy.$c$"];
     for _ in 0..2 {
-        let apply = run_with_input(stage("mb-apply").args(["--uri", &source.uri(), "--drop", "-q"]).args(renamed), &dump.stdout);
+        let apply = run_with_input(
+            stage("mb-apply").args(["--uri", &source.uri(), "--drop", "-q"]).args(renamed),
+            &dump.stdout,
+        );
         assert_ok(&apply);
     }
     let (_, source_collections) = source.db_hash(db);
@@ -89,7 +92,8 @@ fn to_dir_writes_mongodump_layout() {
     assert!(out.join("rt_dir/big.metadata.json").exists());
     assert!(out.join("rt_dir/active_users.metadata.json").exists());
     assert!(out.join("rt_dir/system.buckets.metrics.bson").exists(), "timeseries data goes where mongorestore looks");
-    let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("rt_dir/indexed.metadata.json")).unwrap()).unwrap();
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("rt_dir/indexed.metadata.json")).unwrap()).unwrap();
     assert_eq!(metadata["collectionName"], "indexed");
     assert_eq!(metadata["indexes"].as_array().unwrap().len(), 7, "_id and the six test indexes");
 }

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Decimal128, Document, JavaScriptCodeWithScope, Regex, Timestamp};
+use mongodb::bson::{
+    doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Decimal128, Document, JavaScriptCodeWithScope,
+    Regex, Timestamp,
+};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
 
@@ -68,8 +71,14 @@ pub fn populate(client: &Client, db_name: &str, big_docs: usize) {
         indexed
             .create_indexes([
                 index(doc! {"email": 1}, IndexOptions::builder().unique(true).build()),
-                index(doc! {"created": 1}, IndexOptions::builder().expire_after(std::time::Duration::from_secs(365 * 86400)).build()),
-                index(doc! {"status": 1}, IndexOptions::builder().partial_filter_expression(doc! {"status": "active"}).build()),
+                index(
+                    doc! {"created": 1},
+                    IndexOptions::builder().expire_after(std::time::Duration::from_secs(365 * 86400)).build(),
+                ),
+                index(
+                    doc! {"status": 1},
+                    IndexOptions::builder().partial_filter_expression(doc! {"status": "active"}).build(),
+                ),
                 index(doc! {"a": 1, "b": -1}, IndexOptions::builder().build()),
                 index(doc! {"bio": "text"}, IndexOptions::builder().build()),
                 index(doc! {"loc": "2dsphere"}, IndexOptions::builder().build()),
@@ -87,25 +96,37 @@ pub fn populate(client: &Client, db_name: &str, big_docs: usize) {
         })
         .await
         .unwrap();
-        db.collection::<Document>("validated").insert_many((0..20).map(|i| doc! {"name": format!("n{i}")})).await.unwrap();
-
-        db.run_command(doc! {"create": "collated", "collation": {"locale": "fr", "strength": 2}}).await.unwrap();
-        db.collection::<Document>("collated").insert_many(["côte", "cote", "Côté"].map(|w| doc! {"word": w})).await.unwrap();
-
-        db.run_command(doc! {"create": "clustered", "clusteredIndex": {"key": {"_id": 1}, "unique": true}}).await.unwrap();
-        db.collection::<Document>("clustered").insert_many((0..30).map(|i| doc! {"_id": i, "v": i})).await.unwrap();
-
-        db.run_command(doc! {"create": "metrics", "timeseries": {"timeField": "t", "metaField": "host", "granularity": "minutes"}})
+        db.collection::<Document>("validated")
+            .insert_many((0..20).map(|i| doc! {"name": format!("n{i}")}))
             .await
             .unwrap();
+
+        db.run_command(doc! {"create": "collated", "collation": {"locale": "fr", "strength": 2}}).await.unwrap();
+        db.collection::<Document>("collated")
+            .insert_many(["côte", "cote", "Côté"].map(|w| doc! {"word": w}))
+            .await
+            .unwrap();
+
+        db.run_command(doc! {"create": "clustered", "clusteredIndex": {"key": {"_id": 1}, "unique": true}})
+            .await
+            .unwrap();
+        db.collection::<Document>("clustered").insert_many((0..30).map(|i| doc! {"_id": i, "v": i})).await.unwrap();
+
+        db.run_command(
+            doc! {"create": "metrics", "timeseries": {"timeField": "t", "metaField": "host", "granularity": "minutes"}},
+        )
+        .await
+        .unwrap();
         db.collection::<Document>("metrics")
             .insert_many((0..100).map(|i| doc! {"t": DateTime::from_millis(1_700_000_000_000 + i * 60_000), "host": format!("h{}", i % 3), "cpu": i as f64 / 3.0}))
             .await
             .unwrap();
 
-        db.run_command(doc! {"create": "active_users", "viewOn": "indexed", "pipeline": [{"$match": {"status": "active"}}]})
-            .await
-            .unwrap();
+        db.run_command(
+            doc! {"create": "active_users", "viewOn": "indexed", "pipeline": [{"$match": {"status": "active"}}]},
+        )
+        .await
+        .unwrap();
 
         insert_big(client, db_name, 0, big_docs).await;
     });
@@ -144,7 +165,9 @@ impl Writer {
                 while !stop2.load(Ordering::Relaxed) {
                     n += 1;
                     big.insert_one(doc! {"_id": 1_000_000 + n, "filler": "new", "n": n}).await.unwrap();
-                    big.update_one(doc! {"_id": n % 500}, doc! {"$inc": {"n": 1}, "$set": {"touched": n}}).await.unwrap();
+                    big.update_one(doc! {"_id": n % 500}, doc! {"$inc": {"n": 1}, "$set": {"touched": n}})
+                        .await
+                        .unwrap();
                     if n % 3 == 0 {
                         big.delete_one(doc! {"_id": 500 + n}).await.unwrap();
                     }

@@ -136,7 +136,13 @@ impl Mongod {
         SHARED.get_or_init(|| Mongod::start(Options { replica_set: false, ..Options::default() }))
     }
 
-    fn spawn(mongod: &std::path::Path, args: &[String], port: u16, replica_set: bool, dbpath: tempfile::TempDir) -> Mongod {
+    fn spawn(
+        mongod: &std::path::Path,
+        args: &[String],
+        port: u16,
+        replica_set: bool,
+        dbpath: tempfile::TempDir,
+    ) -> Mongod {
         // A shell watchdog holds mongod: when our end of its stdin closes
         // (drop, panic, or this process dying), it stops mongod. Statics are
         // never dropped, so this is what stops the shared instances.
@@ -190,7 +196,12 @@ impl Mongod {
             if ready == Some(true) {
                 return;
             }
-            assert!(Instant::now() < deadline, "mongod on {} never became writable; log: {}", self.port, self.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "mongod on {} never became writable; log: {}",
+                self.port,
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use md5::{Digest, Md5};
 use mb::oss::sign::{canonical_resource, signature, string_to_sign};
+use md5::{Digest, Md5};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -275,9 +275,27 @@ impl Drop for OssServer {
     }
 }
 
+/// CRC-64 and MD5 of a request body, computed before taking the state lock
+/// so parallel parts hash in parallel.
+struct Digests {
+    crc64: u64,
+    md5: [u8; 16],
+}
+
+impl Digests {
+    fn of(data: &[u8]) -> Digests {
+        Digests { crc64: mb::crc64::checksum(data), md5: Md5::digest(data).into() }
+    }
+}
+
 fn make_object(data: Vec<u8>, discard: bool) -> Object {
-    let crc64 = mb::crc64::checksum(&data);
-    let etag = hex_upper(&Md5::digest(&data));
+    let digests = Digests::of(&data);
+    make_object_with(data, discard, &digests)
+}
+
+fn make_object_with(data: Vec<u8>, discard: bool, digests: &Digests) -> Object {
+    let crc64 = digests.crc64;
+    let etag = hex_upper(&digests.md5);
     let size = data.len() as u64;
     Object { data: Arc::new(if discard { Vec::new() } else { data }), size, crc64, etag, modified: SystemTime::now() }
 }
@@ -416,7 +434,8 @@ fn decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -430,7 +449,13 @@ fn decode(text: &str) -> String {
 
 fn encode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -480,13 +505,18 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     Some(Request { method, bucket: decode(bucket), key: decode(key), query, raw_target: target.clone(), headers })
 }
 
-async fn read_body(reader: &mut BufReader<TcpStream>, request: &Request, limit: Option<usize>) -> std::io::Result<Vec<u8>> {
+async fn read_body(
+    reader: &mut BufReader<TcpStream>,
+    request: &Request,
+    limit: Option<usize>,
+) -> std::io::Result<Vec<u8>> {
     if request.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
         let mut body = Vec::new();
         loop {
             let mut line = String::new();
             reader.read_line(&mut line).await?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).map_err(std::io::Error::other)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .map_err(std::io::Error::other)?;
             if size == 0 {
                 // Trailers, then the blank line.
                 loop {
@@ -563,12 +593,26 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
             tokio::time::sleep(wait).await;
         }
         let mut response = match fault {
-            Some(Fault::Status(code)) => error(code, if code == 503 { "ServiceUnavailable" } else { "InternalError" }, "injected fault", ""),
+            Some(Fault::Status(code)) => {
+                let name = match code {
+                    404 => "NoSuchKey",
+                    503 => "ServiceUnavailable",
+                    _ => "InternalError",
+                };
+                error(code, name, "injected fault", "")
+            }
             _ => {
+                let digests = Digests::of(&body);
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                handle(&mut s, &request, body)
+                handle(&mut s, &request, body, &digests)
             }
         };
+        if request.method == "HEAD" && !response.body.is_empty() {
+            // HEAD answers have no body: OSS repeats the error XML, base64, in x-oss-err.
+            let err = base64::engine::general_purpose::STANDARD.encode(&response.body);
+            response.body.clear();
+            response = response.header("x-oss-err", err);
+        }
         if fault == Some(Fault::WrongCrc) {
             for (name, value) in response.headers.iter_mut() {
                 if name == "x-oss-hash-crc64ecma" {
@@ -598,7 +642,12 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
-async fn write_response(stream: &mut TcpStream, request: &Request, response: &Response, cut: bool) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut TcpStream,
+    request: &Request,
+    response: &Response,
+    cut: bool,
+) -> std::io::Result<()> {
     let (payload, len): (&[u8], u64) = match &response.data {
         Some((data, start, end)) => (&data[*start..*end], (*end - *start) as u64),
         None => (&response.body, response.body.len() as u64),
@@ -645,17 +694,31 @@ fn authenticate(state: &State, request: &Request) -> Result<(), Response> {
         return Err(error(400, "InvalidArgument", "Authorization header is invalid.", ""));
     };
     if id != state.access_key_id {
-        return Err(error(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.", ""));
+        return Err(error(
+            403,
+            "InvalidAccessKeyId",
+            "The OSS Access Key Id you provided does not exist in our records.",
+            "",
+        ));
     }
     let date = request.header("date").unwrap_or("");
     let Ok(when) = httpdate::parse_http_date(date) else {
         return Err(error(403, "AccessDenied", "OSS authentication requires a valid Date.", ""));
     };
     let now = SystemTime::now();
-    let now = if state.clock_offset >= 0 { now + Duration::from_secs(state.clock_offset as u64) } else { now - Duration::from_secs((-state.clock_offset) as u64) };
+    let now = if state.clock_offset >= 0 {
+        now + Duration::from_secs(state.clock_offset as u64)
+    } else {
+        now - Duration::from_secs((-state.clock_offset) as u64)
+    };
     let skew = now.duration_since(when).or_else(|_| when.duration_since(now)).unwrap_or_default();
     if skew > Duration::from_secs(15 * 60) {
-        return Err(error(403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.", ""));
+        return Err(error(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+            "",
+        ));
     }
     let resource = canonical_resource(&request.bucket, &request.key, &request.query);
     let sts = string_to_sign(
@@ -673,9 +736,9 @@ fn authenticate(state: &State, request: &Request) -> Result<(), Response> {
     Ok(())
 }
 
-fn check_md5(request: &Request, body: &[u8]) -> Result<(), Response> {
+fn check_md5(request: &Request, digests: &Digests) -> Result<(), Response> {
     if let Some(given) = request.header("content-md5") {
-        let actual = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
+        let actual = base64::engine::general_purpose::STANDARD.encode(digests.md5);
         if given != actual {
             return Err(error(400, "InvalidDigest", "The Content-MD5 you specified was invalid.", ""));
         }
@@ -690,7 +753,7 @@ fn object_headers(response: Response, object: &Object) -> Response {
         .header("Last-Modified", httpdate::fmt_http_date(object.modified))
 }
 
-fn handle(state: &mut State, request: &Request, body: Vec<u8>) -> Response {
+fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests) -> Response {
     if let Err(response) = authenticate(state, request) {
         return response;
     }
@@ -698,10 +761,12 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>) -> Response {
         return error(400, "InvalidArgument", "no bucket in the path (path-style addressing only)", "");
     }
     if !state.buckets.contains_key(&request.bucket) {
-        let mut response = error(404, "NoSuchBucket", "The specified bucket does not exist.", &format!("\n  <BucketName>{}</BucketName>", escape(&request.bucket)));
-        if request.method == "HEAD" {
-            response.body.clear();
-        }
+        let response = error(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist.",
+            &format!("\n  <BucketName>{}</BucketName>", escape(&request.bucket)),
+        );
         return response;
     }
     let forbid = request.header("x-oss-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -710,22 +775,31 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>) -> Response {
     let key = request.key.clone();
     match op {
         Op::PutObject => {
-            if let Err(r) = check_md5(request, &body) {
+            if let Err(r) = check_md5(request, digests) {
                 return r;
             }
             let bucket = state.buckets.get_mut(&bucket_name).unwrap();
             if forbid && bucket.objects.contains_key(&key) {
-                return error(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.", "");
+                return error(
+                    409,
+                    "FileAlreadyExists",
+                    "The object you specified already exists and can not be overwritten.",
+                    "",
+                );
             }
-            let object = make_object(body, bucket.discard);
-            let response = Response::new(200).header("ETag", format!("\"{}\"", object.etag)).header("x-oss-hash-crc64ecma", object.crc64.to_string());
+            let object = make_object_with(body, bucket.discard, digests);
+            let response = Response::new(200)
+                .header("ETag", format!("\"{}\"", object.etag))
+                .header("x-oss-hash-crc64ecma", object.crc64.to_string());
             bucket.objects.insert(key, object);
             response
         }
         Op::Initiate => {
             let id = format!("UPLOAD{:08X}", state.next_id);
             state.next_id += 1;
-            state.uploads.insert(id.clone(), Upload { bucket: bucket_name.clone(), key: key.clone(), parts: BTreeMap::new() });
+            state
+                .uploads
+                .insert(id.clone(), Upload { bucket: bucket_name.clone(), key: key.clone(), parts: BTreeMap::new() });
             Response::new(200).xml(format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>",
                 escape(&bucket_name),
@@ -737,21 +811,29 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>) -> Response {
             let id = request.param("uploadId").unwrap_or("").to_string();
             let number: u32 = request.param("partNumber").and_then(|n| n.parse().ok()).unwrap_or(0);
             if !(1..=10_000).contains(&number) {
-                return error(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive.", "");
+                return error(
+                    400,
+                    "InvalidArgument",
+                    "Part number must be an integer between 1 and 10000, inclusive.",
+                    "",
+                );
             }
-            if let Err(r) = check_md5(request, &body) {
+            if let Err(r) = check_md5(request, digests) {
                 return r;
             }
             let Some(upload) = state.uploads.get_mut(&id).filter(|u| u.bucket == bucket_name && u.key == key) else {
                 return error(404, "NoSuchUpload", "The specified upload does not exist.", "");
             };
-            let crc64 = mb::crc64::checksum(&body);
-            let etag = hex_upper(&Md5::digest(&body));
+            let crc64 = digests.crc64;
+            let etag = hex_upper(&digests.md5);
             let size = body.len() as u64;
-            upload.parts.insert(number, Part { data: if discard { Vec::new() } else { body }, size, crc64, etag: etag.clone() });
+            upload.parts.insert(
+                number,
+                Part { data: if discard { Vec::new() } else { body }, size, crc64, etag: etag.clone() },
+            );
             Response::new(200).header("ETag", format!("\"{etag}\"")).header("x-oss-hash-crc64ecma", crc64.to_string())
         }
-        Op::Complete => complete(state, request, &body, forbid),
+        Op::Complete => complete(state, request, &body, digests, forbid),
         Op::Abort => {
             let id = request.param("uploadId").unwrap_or("");
             match state.uploads.remove(id) {
@@ -769,7 +851,7 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>) -> Response {
                 r.head_len = Some(object.size);
                 r
             }
-            None => Response::new(404),
+            None => error(404, "NoSuchKey", "The specified key does not exist.", ""),
         },
         Op::GetObject => get(state, request),
         Op::ListObjects => list(state, request),
@@ -777,9 +859,9 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>) -> Response {
     }
 }
 
-fn complete(state: &mut State, request: &Request, body: &[u8], forbid: bool) -> Response {
+fn complete(state: &mut State, request: &Request, body: &[u8], digests: &Digests, forbid: bool) -> Response {
     let id = request.param("uploadId").unwrap_or("").to_string();
-    if let Err(r) = check_md5(request, body) {
+    if let Err(r) = check_md5(request, digests) {
         return r;
     }
     let Some(upload) = state.uploads.get(&id).filter(|u| u.bucket == request.bucket && u.key == request.key) else {
@@ -788,7 +870,13 @@ fn complete(state: &mut State, request: &Request, body: &[u8], forbid: bool) -> 
     let text = String::from_utf8_lossy(body);
     let mut listed = Vec::new();
     for block in text.split("<Part>").skip(1) {
-        let field = |tag: &str| block.split(&format!("<{tag}>")).nth(1).and_then(|r| r.split(&format!("</{tag}>")).next()).map(str::to_string);
+        let field = |tag: &str| {
+            block
+                .split(&format!("<{tag}>"))
+                .nth(1)
+                .and_then(|r| r.split(&format!("</{tag}>")).next())
+                .map(str::to_string)
+        };
         let number: u32 = field("PartNumber").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
         let etag = field("ETag").unwrap_or_default().replace("&quot;", "\"").trim_matches('"').to_string();
         listed.push((number, etag));
@@ -809,7 +897,12 @@ fn complete(state: &mut State, request: &Request, body: &[u8], forbid: bool) -> 
     }
     let discard = state.buckets[&request.bucket].discard;
     if forbid && state.buckets[&request.bucket].objects.contains_key(&request.key) {
-        return error(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.", "");
+        return error(
+            409,
+            "FileAlreadyExists",
+            "The object you specified already exists and can not be overwritten.",
+            "",
+        );
     }
     let upload = state.uploads.remove(&id).unwrap();
     let mut data = Vec::new();
@@ -819,7 +912,9 @@ fn complete(state: &mut State, request: &Request, body: &[u8], forbid: bool) -> 
         let part = &upload.parts[number];
         crc = crc64_combine(crc, part.crc64, part.size);
         size += part.size;
-        md5s.extend_from_slice(&(0..16).map(|i| u8::from_str_radix(&part.etag[2 * i..2 * i + 2], 16).unwrap_or(0)).collect::<Vec<u8>>());
+        md5s.extend_from_slice(
+            &(0..16).map(|i| u8::from_str_radix(&part.etag[2 * i..2 * i + 2], 16).unwrap_or(0)).collect::<Vec<u8>>(),
+        );
         if !discard {
             data.extend_from_slice(&part.data);
         }
@@ -837,14 +932,24 @@ fn complete(state: &mut State, request: &Request, body: &[u8], forbid: bool) -> 
 fn get(state: &State, request: &Request) -> Response {
     let bucket = &state.buckets[&request.bucket];
     let Some(object) = bucket.objects.get(&request.key) else {
-        return error(404, "NoSuchKey", "The specified key does not exist.", &format!("\n  <Key>{}</Key>", escape(&request.key)));
+        return error(
+            404,
+            "NoSuchKey",
+            "The specified key does not exist.",
+            &format!("\n  <Key>{}</Key>", escape(&request.key)),
+        );
     };
     if bucket.discard {
         return error(400, "InvalidRequest", "objects of a discard bucket cannot be read", "");
     }
     if let Some(want) = request.header("if-match") {
         if want.trim_matches('"') != object.etag {
-            return error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.", "");
+            return error(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold.",
+                "",
+            );
         }
     }
     let size = object.data.len();
@@ -883,7 +988,12 @@ fn list(state: &State, request: &Request) -> Response {
     let page: Vec<_> = matching.by_ref().take(max_keys).collect();
     let truncated = matching.next().is_some();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>");
-    xml.push_str(&format!("<Name>{}</Name><Prefix>{}</Prefix><Marker>{}</Marker><MaxKeys>{max_keys}</MaxKeys>", escape(&request.bucket), enc(prefix), enc(marker)));
+    xml.push_str(&format!(
+        "<Name>{}</Name><Prefix>{}</Prefix><Marker>{}</Marker><MaxKeys>{max_keys}</MaxKeys>",
+        escape(&request.bucket),
+        enc(prefix),
+        enc(marker)
+    ));
     if url {
         xml.push_str("<EncodingType>url</EncodingType>");
     }
