@@ -13,7 +13,8 @@
 //!   back to the checkpoint (an oplog gap: said on stderr and in `reason`);
 //!   kind "oplog" otherwise, for (checkpoint, newest entry].
 //! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.gz or
-//! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.gz, so a listing sorts into the chain.
+//! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.gz (timestamps as zero-padded `t_i`), so
+//! a listing sorts into the chain.
 //!
 //! --commit writes the new checkpoint after mb-oss-put confirmed the object:
 //! it checks that the manifest covers exactly the range and the put record
@@ -185,8 +186,9 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         from: Some(state.to),
         to: Some(newest),
         databases,
+        // Zero-padded so that keys sort as their timestamps do.
         key: format!(
-            "{prefix}/{}/{seq:06}-oplog-{}_{}-{}_{}.tar.gz",
+            "{prefix}/{}/{seq:06}-oplog-{:010}_{:010}-{:010}_{:010}.tar.gz",
             state.cycle, state.to.t, state.to.i, newest.t, newest.i
         ),
         cycle: state.cycle,

@@ -1,3 +1,4 @@
-//! mb-oss-get (not yet built).
-
-fn main() {}
+//! mb-oss-get: read an object from OSS to stdout, verified by CRC-64 (see `mb::oss_get`).
+fn main() -> std::process::ExitCode {
+    mb::cli::main("mb-oss-get", mb::oss_get::run)
+}

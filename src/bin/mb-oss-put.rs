@@ -1,3 +1,4 @@
-//! mb-oss-put (not yet built).
-
-fn main() {}
+//! mb-oss-put: store stdin as one object on OSS, verified by CRC-64 (see `mb::oss_put`).
+fn main() -> std::process::ExitCode {
+    mb::cli::main("mb-oss-put", mb::oss_put::run)
+}

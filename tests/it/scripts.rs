@@ -1,1 +1,210 @@
-//! Tests of scripts (filled in by its issue).
+//! The operator's scripts end to end: `scripts/mb-backup` from "cron" and
+//! `scripts/mb-restore`, with the real binaries, a real replica set and a
+//! local directory store; a run killed at each stage; overlapping runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mb::record::State;
+
+use crate::support::mongod::Mongod;
+use crate::support::{assert_ok, bin, bin_dir, stderr_of, temp_dir};
+
+/// A backup setup: config file, backup root, and the bin dir the scripts use.
+pub struct Setup {
+    /// Holds the config and backups; removed on drop.
+    pub _dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub root: PathBuf,
+    pub bin_dir: PathBuf,
+}
+
+impl Setup {
+    /// Incremental backups of `db` on `source` into a local store.
+    pub fn new(source: &Mongod, db: &str, incremental: bool) -> Setup {
+        let dir = temp_dir();
+        let root = dir.path().join("backups");
+        let config = dir.path().join("backup.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[backup]\ndb_host = 127.0.0.1\ndb_port = {}\ndb_name = {db}\ndb_backup_root_path = {}\n\
+                 is_inc_backup = {}\nfull_backup_period = 7\nis_upload_to_oss = 0\nbucket = backups\n",
+                source.port,
+                root.display(),
+                u8::from(incremental)
+            ),
+        )
+        .unwrap();
+        Setup { _dir: dir, config, root, bin_dir: bin_dir() }
+    }
+
+    fn script(&self, name: &str) -> Command {
+        let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name));
+        cmd.arg(&self.config).env("MB_BIN_DIR", &self.bin_dir).env_remove("MB_MONGO_URI");
+        cmd
+    }
+
+    /// Runs `scripts/mb-backup CONFIG`.
+    pub fn backup(&self) -> Output {
+        self.script("mb-backup").output().unwrap()
+    }
+
+    /// Runs `scripts/mb-restore CONFIG ARGS...`.
+    pub fn restore(&self, args: &[&str]) -> Output {
+        self.script("mb-restore").args(args).output().unwrap()
+    }
+
+    /// The checkpoint file's bytes, if any.
+    pub fn state_bytes(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.root.join("state.json")).ok()
+    }
+
+    /// The checkpoint.
+    pub fn state(&self) -> State {
+        serde_json::from_slice(&self.state_bytes().expect("a state file")).unwrap()
+    }
+
+    /// Every object key in the store.
+    pub fn stored_keys(&self) -> Vec<String> {
+        let base = self.root.join("store/backups");
+        let mut keys = Vec::new();
+        let mut stack = vec![base.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    keys.push(path.strip_prefix(&base).unwrap().display().to_string());
+                }
+            }
+        }
+        keys.sort();
+        keys
+    }
+}
+
+/// Restores the latest cycle into a fresh database on `target` and returns its dbHash.
+pub fn restore_fresh(setup: &Setup, target: &Mongod, db: &str, extra: &[&str]) -> (String, mongodb::bson::Document) {
+    let client = target.client();
+    crate::support::mongod::block_on(async { client.database(db).drop().await }).unwrap();
+    let uri = target.uri();
+    let mut args = vec!["--uri", uri.as_str(), "--drop"];
+    args.extend_from_slice(extra);
+    let output = setup.restore(&args);
+    assert_ok(&output);
+    target.db_hash(db)
+}
+
+/// A bin dir where `stage` is replaced by `wrapper` (a bash script body that
+/// may call "$real" "$@") and every other stage is the real one.
+fn bin_dir_with(stage: &str, wrapper: &str) -> tempfile::TempDir {
+    let dir = temp_dir();
+    for name in ["mb-oplog-range", "mb-dump", "mb-pack", "mb-oss-put", "mb-oss-get", "mb-apply"] {
+        let path = dir.path().join(name);
+        if name == stage {
+            let script = format!("#!/usr/bin/env bash\nreal={}\n{wrapper}\n", bin(name).display());
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        } else {
+            std::os::unix::fs::symlink(bin(name), &path).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn a_run_killed_at_any_stage_leaves_the_checkpoint_and_the_next_run_completes() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "scripts_kill";
+    crate::support::data::populate(&source.client(), db, 2000);
+    let mut setup = Setup::new(source, db, true);
+    assert_ok(&setup.backup());
+    let real_bin_dir = setup.bin_dir.clone();
+
+    // Each stage killed mid-way (SIGKILL, no chance to clean up).
+    let kills = [
+        ("mb-oplog-range", r#"if [[ " $* " == *" --commit "* ]]; then kill -9 $$; fi; exec "$real" "$@""#),
+        ("mb-oplog-range", r#"kill -9 $$"#),
+        ("mb-dump", r#""$real" "$@" | head -c 3000; kill -9 $$"#),
+        ("mb-pack", r#"head -c 5000 | "$real" "$@"; kill -9 $$"#),
+        ("mb-oss-put", r#"head -c 100 >/dev/null; kill -9 $$"#),
+    ];
+    for (round, (stage, wrapper)) in kills.into_iter().enumerate() {
+        let client = source.client();
+        crate::support::mongod::block_on(crate::support::data::insert_big(&client, db, 500_000 + round * 1000, 200));
+        let before = setup.state_bytes();
+        let broken = bin_dir_with(stage, wrapper);
+        setup.bin_dir = broken.path().to_path_buf();
+        let run = setup.backup();
+        assert!(!run.status.success(), "{stage} killed, yet the run succeeded: {}", stderr_of(&run));
+        assert_eq!(setup.state_bytes(), before, "{stage} killed: the checkpoint moved");
+        setup.bin_dir = real_bin_dir.clone();
+    }
+    // The first kill stored an object but never moved the checkpoint; the
+    // next run covers that range again, further, under the same number.
+    let good = setup.backup();
+    assert_ok(&good);
+    let state = setup.state();
+    assert_eq!(state.seq, 1, "the killed runs did not count: {:?}", setup.stored_keys());
+    let markers: Vec<String> = setup.stored_keys().into_iter().filter(|k| k.ends_with(".done")).collect();
+    assert_eq!(
+        markers.len(),
+        3,
+        "committed: the full, the slice whose checkpoint commit was killed, the good slice: {markers:?}"
+    );
+
+    let (_, restored) = restore_fresh(&setup, target, db, &[]);
+    let (_, expected) = source.db_hash_at(db, state.to);
+    assert_eq!(restored, expected, "the chain restores to the checkpoint despite the orphan slice");
+}
+
+#[test]
+fn overlapping_runs_do_not_both_write() {
+    let source = Mongod::shared_replica_set();
+    let setup = Setup::new(source, "scripts_lock", true);
+    std::fs::create_dir_all(&setup.root).unwrap();
+    let lock = setup.root.join(".mb-backup.lock");
+    let mut holder = Command::new("flock").arg(&lock).args(["sleep", "30"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = setup.backup();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(second.status.code(), Some(4), "{}", stderr_of(&second));
+    assert!(stderr_of(&second).contains("another run holds"), "{}", stderr_of(&second));
+    assert!(setup.state_bytes().is_none(), "the second run wrote nothing");
+}
+
+#[test]
+fn full_only_backups_each_restore() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "scripts_full";
+    crate::support::data::populate(&source.client(), db, 300);
+    let setup = Setup::new(source, db, false);
+    assert_ok(&setup.backup());
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new cycle name
+    assert_ok(&setup.backup());
+    let keys = setup.stored_keys();
+    assert_eq!(keys.len(), 4, "two backups and their commit markers: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.ends_with("/000000-full.tar.gz") || k.ends_with("/000000-full.tar.gz.done")),
+        "{keys:?}"
+    );
+    assert!(setup.state_bytes().is_none(), "full-only backups keep no checkpoint");
+    let (_, restored) = restore_fresh(&setup, target, db, &[]);
+    let (_, source_hash) = source.db_hash(db);
+    assert_eq!(restored, source_hash);
+}
+
+#[test]
+fn restore_of_an_empty_store_says_so() {
+    let source = Mongod::shared_replica_set();
+    let setup = Setup::new(source, "scripts_empty", true);
+    std::fs::create_dir_all(setup.root.join("store/backups")).unwrap();
+    let output = setup.restore(&["--dry-run"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_of(&output).contains("no backups under scripts_empty/"), "{}", stderr_of(&output));
+}

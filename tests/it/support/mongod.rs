@@ -48,11 +48,14 @@ pub struct Options {
     pub oplog_size_mb: u32,
     /// Start with `--auth` and this admin user/password (created before auth is on).
     pub auth: Option<(String, String)>,
+    /// Seconds between checkpoints (`--syncdelay`); the oplog is only
+    /// truncated after a checkpoint, so rollover tests want it short.
+    pub sync_delay_secs: Option<u32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replica_set: true, oplog_size_mb: 256, auth: None }
+        Options { replica_set: true, oplog_size_mb: 256, auth: None, sync_delay_secs: None }
     }
 }
 
@@ -94,6 +97,9 @@ impl Mongod {
             "--setParameter".into(),
             "enableTestCommands=1".into(),
         ];
+        if let Some(secs) = options.sync_delay_secs {
+            args.extend(["--syncdelay".into(), secs.to_string()]);
+        }
         if options.replica_set {
             args.extend(["--replSet".into(), "rs0".into(), "--oplogSize".into(), options.oplog_size_mb.to_string()]);
         }

@@ -1,0 +1,72 @@
+//! Retry and timeout settings for every OSS request, in one place.
+//!
+//! A request is retried on a 5xx answer, a timeout, or a broken connection,
+//! with exponential backoff and jitter; 4xx answers are final (except 408 and
+//! 429, which mean "try again"). The whole body is kept in memory so a retried
+//! request (a part, a simple put) sends exactly the same bytes.
+
+use std::time::Duration;
+
+/// How hard to try. [`RetryPolicy::default`] documents the defaults.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (default 5).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles each retry (default 200 ms).
+    pub base_backoff: Duration,
+    /// Upper bound of one wait (default 10 s).
+    pub max_backoff: Duration,
+    /// TCP + TLS connect timeout (default 10 s).
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response (default 60 s): a stalled
+    /// server counts as a failed attempt.
+    pub idle_timeout: Duration,
+    /// Whole-request deadline is `idle_timeout + body / min_throughput`
+    /// (default 1 MiB/s), so a 5 GiB part gets time but a hung one does not.
+    pub min_throughput: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            min_throughput: 1 << 20,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 = first retry), with up to 25%
+    /// jitter so parallel parts do not retry in lockstep.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self.base_backoff.saturating_mul(1u32 << retry.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_backoff);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let jitter = capped.mul_f64(f64::from(nanos % 1000) / 4000.0);
+        capped + jitter
+    }
+
+    /// The deadline of a request that sends `body_len` bytes.
+    pub fn request_timeout(&self, body_len: u64) -> Duration {
+        self.idle_timeout + Duration::from_secs(body_len / self.min_throughput.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::default();
+        assert!(policy.backoff(1) >= Duration::from_millis(200) && policy.backoff(1) < Duration::from_millis(260));
+        assert!(policy.backoff(3) >= Duration::from_millis(800));
+        assert!(policy.backoff(30) <= Duration::from_millis(12_500));
+        assert_eq!(policy.request_timeout(5 << 30), Duration::from_secs(60 + 5 * 1024));
+    }
+}

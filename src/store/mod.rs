@@ -1,0 +1,349 @@
+//! Object storage behind one trait: OSS, a local directory, or memory.
+//!
+//! The stages talk to a [`Store`] bound to one bucket. It is synchronous on
+//! purpose: stdin and stdout are blocking, and the OSS backend runs its own
+//! tokio runtime inside (parts upload in parallel there while the caller's
+//! thread reads the next part). Every backend passes the one conformance
+//! suite in `tests/it/oss_conformance.rs`.
+
+pub mod local;
+pub mod memory;
+pub mod oss;
+
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::oss::{Credentials, Endpoint, RetryPolicy};
+
+/// What a store knows about one object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ObjectMeta {
+    /// The key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC-64/XZ of the whole object (OSS's `x-oss-hash-crc64ecma`), when known.
+    pub crc64: Option<u64>,
+    /// ETag (without quotes), when the backend has one.
+    pub etag: Option<String>,
+    /// Last modification, RFC 3339 UTC (OSS listings give milliseconds).
+    pub last_modified: Option<String>,
+}
+
+/// How to put.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PutOptions {
+    /// Replace an existing object; without it an existing key is a conflict (exit 4).
+    pub overwrite: bool,
+}
+
+/// What a put stored, as computed while streaming.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    /// Bytes read and stored.
+    pub size: u64,
+    /// CRC-64/XZ of those bytes.
+    pub crc64: u64,
+    /// The stored object's ETag, if the backend gave one.
+    pub etag: Option<String>,
+    /// Requests that carried data: 1 for a simple put, else the part count.
+    pub parts: u32,
+}
+
+/// An inclusive byte range `START-END`, or `START-` to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive); `None` means the end of the object.
+    pub end: Option<u64>,
+}
+
+impl FromStr for ByteRange {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || anyhow::anyhow!("bad range {s:?}: expected START-END (inclusive) or START-");
+        let (start, end) = s.trim().trim_start_matches("bytes=").split_once('-').ok_or_else(bad)?;
+        let start = start.trim().parse().map_err(|_| bad())?;
+        let end = match end.trim() {
+            "" => None,
+            end => Some(end.parse().map_err(|_| bad())?),
+        };
+        if end.is_some_and(|end| end < start) {
+            return Err(bad());
+        }
+        Ok(ByteRange { start, end })
+    }
+}
+
+impl ByteRange {
+    /// The `(start, length)` this range selects from an object of `size`
+    /// bytes, or an error if it starts past the end.
+    pub fn resolve(range: Option<ByteRange>, size: u64) -> Result<(u64, u64)> {
+        let Some(range) = range else {
+            return Ok((0, size));
+        };
+        if range.start >= size && !(size == 0 && range.start == 0) {
+            bail!(
+                "range {}-{} starts past the end of the object ({size} bytes) (InvalidRange)",
+                range.start,
+                range.end.map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+        let end = range.end.map_or(size, |end| (end + 1).min(size));
+        Ok((range.start, end.saturating_sub(range.start)))
+    }
+}
+
+/// An object being read.
+pub struct GetObject {
+    /// The whole object's size, CRC-64 (when the backend sends it) and ETag.
+    pub meta: ObjectMeta,
+    /// Offset of the first byte the reader yields.
+    pub start: u64,
+    /// How many bytes the reader should yield.
+    pub len: u64,
+    /// The bytes. For OSS it resumes by itself after a broken connection.
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// Objects in key order.
+    pub entries: Vec<ObjectMeta>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A bucket of objects.
+pub trait Store: Send + Sync {
+    /// Where the objects are, for messages (`oss://bucket`, `dir:/srv/b`).
+    fn location(&self) -> String;
+
+    /// The bucket.
+    fn bucket(&self) -> &str;
+
+    /// Stores everything `reader` yields under `key`. Either the whole stream
+    /// ends up under the key, or nothing does.
+    fn put(&self, key: &str, reader: &mut dyn Read, options: &PutOptions) -> Result<PutResult>;
+
+    /// Reads an object, or a byte range of it. A missing key is an error
+    /// for which [`is_not_found`] holds.
+    fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject>;
+
+    /// Size, CRC-64 and ETag of an object; `None` if it does not exist.
+    fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
+
+    /// Up to `limit` objects whose keys start with `prefix` and sort after `after`.
+    fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<ListPage>;
+
+    /// Removes an object; removing a missing key succeeds (as on OSS).
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// All objects under `prefix`, every page.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(prefix, after.as_deref(), 1000)?;
+            all.extend(page.entries);
+            match page.next {
+                Some(next) if Some(&next) != after.as_ref() => after = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+}
+
+/// The error of a read of a missing key.
+#[derive(Debug)]
+pub struct NotFound {
+    /// Where.
+    pub location: String,
+    /// The key.
+    pub key: String,
+}
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no object {:?} in {} (NoSuchKey)", self.key, self.location)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// Whether an error means "no such object".
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<NotFound>().is_some()
+            || cause.downcast_ref::<crate::oss::OssError>().is_some_and(|e| e.is_not_found())
+    })
+}
+
+/// The conflict error (exit 4) for an existing key.
+pub fn exists_error(location: &str, key: &str) -> anyhow::Error {
+    crate::cli::conflict(format!(
+        "object {key:?} already exists in {location}; refusing to overwrite it (use --overwrite to replace it)"
+    ))
+}
+
+/// Checks a key: not empty, at most 1023 bytes, no leading `/` or `\`, no
+/// `.`/`..` segments or NUL (they would escape a local store's directory).
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        bail!("the object key is empty");
+    }
+    if key.len() > 1023 {
+        bail!("object key is longer than 1023 bytes");
+    }
+    if key.starts_with('/')
+        || key.starts_with('\\')
+        || key.contains('\0')
+        || key.split('/').any(|seg| seg == "." || seg == ".." || seg.is_empty())
+    {
+        bail!("bad object key {key:?}: no leading '/', empty, '.' or '..' segments");
+    }
+    Ok(())
+}
+
+/// Checks a bucket name: 3-63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
+pub fn validate_bucket(bucket: &str) -> Result<()> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !bucket.starts_with('-')
+        && !bucket.ends_with('-');
+    if !ok {
+        bail!("bad bucket name {bucket:?}: 3-63 characters of a-z, 0-9 and '-'");
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+pub fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Where to store, as both OSS stages take it. Precedence: flag > env > config.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StoreArgs {
+    /// OSS endpoint, e.g. oss-cn-hangzhou.aliyuncs.com (https unless http:// is given)
+    #[arg(long, env = "OSS_ENDPOINT", value_name = "HOST")]
+    pub endpoint: Option<String>,
+    /// Bucket (a subdirectory with --store-dir)
+    #[arg(long, env = "OSS_BUCKET", value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// AccessKeyId (the secret only from env OSS_ACCESS_KEY_SECRET or --config)
+    #[arg(long, env = "OSS_ACCESS_KEY_ID", value_name = "ID")]
+    pub access_key_id: Option<String>,
+    /// Config file with endpoint, accessKeyId, accessKeySecret, bucket
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store in `DIR/<bucket>/<key>` instead of OSS (no credentials needed)
+    #[arg(long, env = "MB_STORE_DIR", value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+    /// Address buckets as http(s)://endpoint/bucket/key (automatic for IPs and localhost)
+    #[arg(long)]
+    pub path_style: bool,
+    /// Attempts per OSS request before giving up
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+    /// Seconds without progress before an OSS request counts as failed
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+/// Multipart tuning of the OSS backend.
+#[derive(Clone, Debug)]
+pub struct OssTuning {
+    /// First part size (grows per [`crate::oss::PartSchedule`]).
+    pub part_size: u64,
+    /// Parts in flight.
+    pub parallel: usize,
+}
+
+impl Default for OssTuning {
+    fn default() -> Self {
+        Self { part_size: crate::oss::parts::DEFAULT_PART, parallel: 4 }
+    }
+}
+
+impl StoreArgs {
+    /// Opens the store these arguments name.
+    pub fn open(&self, tuning: OssTuning) -> Result<Box<dyn Store>> {
+        let config = crate::config::load_optional(self.config.as_deref())?;
+        let from_config = |key: &str| config.as_ref().and_then(|c: &Config| c.get(key)).map(str::to_string);
+        let bucket = self
+            .bucket
+            .clone()
+            .or_else(|| from_config("bucket"))
+            .context("no bucket: give --bucket, env OSS_BUCKET, or `bucket` in --config")?;
+        validate_bucket(&bucket)?;
+        if let Some(dir) = &self.store_dir {
+            return Ok(Box::new(local::LocalStore::new(dir, &bucket)?));
+        }
+        let endpoint = self.endpoint.clone().or_else(|| from_config("endpoint")).context("no endpoint: give --endpoint, env OSS_ENDPOINT, or `endpoint` in --config (or --store-dir for a local directory)")?;
+        let endpoint = Endpoint::parse(&endpoint, self.path_style)?;
+        let id = self
+            .access_key_id
+            .clone()
+            .or_else(|| from_config("accessKeyId"))
+            .context("no AccessKeyId: set env OSS_ACCESS_KEY_ID or `accessKeyId` in --config")?;
+        let secret = non_empty_env("OSS_ACCESS_KEY_SECRET").or_else(|| from_config("accessKeySecret")).context(
+            "no AccessKeySecret: set env OSS_ACCESS_KEY_SECRET or `accessKeySecret` in --config (never a flag)",
+        )?;
+        let token = non_empty_env("OSS_SESSION_TOKEN").or_else(|| from_config("securityToken"));
+        let retry = RetryPolicy {
+            max_attempts: self.attempts,
+            idle_timeout: std::time::Duration::from_secs(self.timeout),
+            ..RetryPolicy::default()
+        };
+        let store = oss::OssStore::new(endpoint, Credentials::new(id, secret, token), &bucket, retry, tuning)?;
+        Ok(Box::new(store))
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_resolve() {
+        assert_eq!("5-9".parse::<ByteRange>().unwrap(), ByteRange { start: 5, end: Some(9) });
+        assert_eq!("5-".parse::<ByteRange>().unwrap(), ByteRange { start: 5, end: None });
+        assert!("9-5".parse::<ByteRange>().is_err());
+        assert!("x".parse::<ByteRange>().is_err());
+        assert_eq!(ByteRange::resolve(Some("5-100".parse().unwrap()), 10).unwrap(), (5, 5));
+        assert_eq!(ByteRange::resolve(None, 10).unwrap(), (0, 10));
+        assert!(ByteRange::resolve(Some("10-".parse().unwrap()), 10).is_err());
+    }
+
+    #[test]
+    fn keys_and_buckets_are_checked() {
+        assert!(validate_key("backups/2026/full.tar.gz").is_ok());
+        for bad in ["", "/abs", "a/../b", "a//b", "./a", "a/"] {
+            assert!(validate_key(bad).is_err(), "{bad}");
+        }
+        assert!(validate_bucket("my-bucket-1").is_ok());
+        assert!(validate_bucket("My_Bucket").is_err());
+    }
+}
