@@ -4,14 +4,18 @@
 //! Go calls it `crc64.ECMA` (with the usual inversion), the `crc` crate
 //! `CRC_64_XZ`. The check value of `"123456789"` is `0x995dc9bbdf1939fa`.
 
-use crc::{Crc, CRC_64_XZ};
+use crc::{Crc, Table, CRC_64_XZ};
 
-static ALGORITHM: Crc<u64> = Crc::<u64>::new(&CRC_64_XZ);
+/// Slice-by-16 tables: several times faster than the crate's byte-wise
+/// default, which was a bottleneck of every stage that checks a stream.
+type Fast = Table<16>;
+
+static ALGORITHM: Crc<u64, Fast> = Crc::<u64, Fast>::new(&CRC_64_XZ);
 
 /// A running CRC-64/XZ.
 #[derive(Clone)]
 pub struct Crc64 {
-    digest: crc::Digest<'static, u64>,
+    digest: crc::Digest<'static, u64, Fast>,
     len: u64,
 }
 
