@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use mb::record::State;
 
 use crate::support::mongod::Mongod;
+use crate::support::oss_server::{self, OssServer};
 use crate::support::{assert_ok, bin, bin_dir, stderr_of, temp_dir};
 
 /// A backup setup: config file, backup root, and the bin dir the scripts use.
@@ -37,6 +38,23 @@ impl Setup {
         )
         .unwrap();
         Setup { _dir: dir, config, root, bin_dir: bin_dir() }
+    }
+
+    /// Backups go to the suite's OSS server (`is_upload_to_oss = 1`).
+    pub fn with_oss(source: &Mongod, db: &str, oss: &OssServer, bucket: &str, secret: &str) -> Setup {
+        let setup = Setup::new(source, db, true);
+        let config =
+            std::fs::read_to_string(&setup.config).unwrap().replace("is_upload_to_oss = 0\nbucket = backups\n", "");
+        std::fs::write(
+            &setup.config,
+            format!(
+                "{config}is_upload_to_oss = 1\nendpoint = {}\nbucket = {bucket}\naccessKeyId = {}\naccessKeySecret = {secret}\n",
+                oss.endpoint(),
+                oss.access_key_id()
+            ),
+        )
+        .unwrap();
+        setup
     }
 
     fn script(&self, name: &str) -> Command {
@@ -207,4 +225,56 @@ fn restore_of_an_empty_store_says_so() {
     let output = setup.restore(&["--dry-run"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr_of(&output).contains("no backups under scripts_empty/"), "{}", stderr_of(&output));
+}
+
+#[test]
+fn backups_go_to_oss_and_restore_from_it() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let oss = oss_server::start();
+    oss.create_bucket("db-backup");
+    let db = "scripts_oss";
+    crate::support::data::populate(&source.client(), db, 1500);
+    let setup = Setup::with_oss(source, db, &oss, "db-backup", &oss.secret());
+
+    let full = setup.backup();
+    assert_ok(&full);
+    crate::support::mongod::block_on(crate::support::data::insert_big(&source.client(), db, 100_000, 300));
+    let slice = setup.backup();
+    assert_ok(&slice);
+    let keys = oss.keys("db-backup");
+    assert_eq!(keys.len(), 4, "two objects and their commit markers in OSS: {keys:?}");
+    assert!(!setup.root.join("store").exists(), "with OSS, db_backup_root_path holds only the state");
+    for output in [&full, &slice] {
+        assert!(!stderr_of(output).contains(&oss.secret()), "the secret leaked: {}", stderr_of(output));
+    }
+
+    let state = setup.state();
+    let (_, expected) = source.db_hash_at(db, state.to);
+    let (_, streamed) = restore_fresh(&setup, target, db, &[]);
+    assert_eq!(streamed, expected, "streamed restore from OSS");
+    let download = setup._dir.path().join("download");
+    let (_, downloaded) = restore_fresh(&setup, target, db, &["--download-dir", download.to_str().unwrap()]);
+    assert_eq!(downloaded, expected, "restore through a local download");
+    assert_eq!(std::fs::read_dir(&download).unwrap().count(), 2, "both objects were downloaded");
+}
+
+#[test]
+fn wrong_oss_secret_fails_the_run_and_keeps_the_checkpoint() {
+    let source = Mongod::shared_replica_set();
+    let oss = oss_server::start();
+    oss.create_bucket("db-backup");
+    let db = "scripts_oss_denied";
+    crate::support::data::populate(&source.client(), db, 10);
+    let setup = Setup::with_oss(source, db, &oss, "db-backup", "not-the-secret");
+    let run = setup.backup();
+    assert!(!run.status.success());
+    let last = stderr_of(&run).lines().last().unwrap_or("").to_string();
+    assert!(
+        last.contains("mb-oss-put") && last.contains("SignatureDoesNotMatch"),
+        "one clear line: {}",
+        stderr_of(&run)
+    );
+    assert!(setup.state_bytes().is_none(), "no checkpoint without a stored object");
+    assert!(oss.keys("db-backup").is_empty(), "nothing stored");
 }
