@@ -82,9 +82,8 @@ pub struct Args {
     /// Most oplog operations in one applyOps command.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     oplog_batch: usize,
-    /// Print only errors.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    log: crate::cli::LogArgs,
 }
 
 /// Largest chunk entry accepted: a bound on memory whatever the stream claims.
@@ -125,7 +124,7 @@ pub struct ApplyRecord {
 /// Runs `mb-apply`.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
-    crate::cli::apply_verbosity(args.quiet, 0);
+    args.log.apply();
     if args.parallel == 0 {
         bail!("--parallel must be at least 1");
     }

@@ -181,12 +181,25 @@ pub fn parse_args<T: clap::Parser>() -> anyhow::Result<T> {
     T::try_parse().map_err(anyhow::Error::from)
 }
 
-/// Applies the common `-q` / `-v` flags.
-pub fn apply_verbosity(quiet: bool, verbose: u8) {
-    if quiet {
-        set_verbosity(0);
-    } else if verbose > 0 {
-        set_verbosity(1 + verbose);
+/// The `-q` / `-v` flags every stage takes.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct LogArgs {
+    /// Print errors only
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print more (repeat for debug output)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl LogArgs {
+    /// Sets the process's verbosity from the flags.
+    pub fn apply(self) {
+        if self.quiet {
+            set_verbosity(0);
+        } else if self.verbose > 0 {
+            set_verbosity(1 + self.verbose);
+        }
     }
 }
 

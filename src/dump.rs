@@ -66,15 +66,14 @@ pub struct Args {
     /// Write the stream to FILE instead of stdout (`-` is stdout).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Print only errors.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    log: crate::cli::LogArgs,
 }
 
 /// Runs `mb-dump`.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
-    crate::cli::apply_verbosity(args.quiet, 0);
+    args.log.apply();
     if args.parallel == 0 {
         bail!("--parallel must be at least 1");
     }

@@ -69,9 +69,8 @@ pub struct Args {
     /// With --commit: the record mb-oss-put printed.
     #[arg(long, value_name = "FILE", requires = "commit")]
     put: Option<PathBuf>,
-    /// Print only errors.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    log: crate::cli::LogArgs,
 }
 
 /// What `mb-oss-put` prints, as far as the checkpoint needs it.
@@ -85,7 +84,7 @@ struct PutRecord {
 /// Runs `mb-oplog-range`.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
-    crate::cli::apply_verbosity(args.quiet, 0);
+    args.log.apply();
     let config = crate::config::load_optional(args.connect.config.as_deref())?;
     let mut databases = args.databases.clone();
     if databases.is_empty() {

@@ -65,12 +65,8 @@ pub struct Args {
     pub list: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print errors only
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Print more (repeat for debug output)
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    #[command(flatten)]
+    pub log: crate::cli::LogArgs,
 }
 
 #[derive(Serialize)]
@@ -93,7 +89,7 @@ struct HeadLine<'a> {
 /// Runs mb-oss-get.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
-    crate::cli::apply_verbosity(args.quiet, args.verbose);
+    args.log.apply();
     let store = args.store.open(OssTuning::default())?;
     let stdout = io::stdout();
     if let Some(prefix) = &args.list {

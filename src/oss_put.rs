@@ -84,12 +84,8 @@ pub struct Args {
     pub parallel: u64,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print errors only
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Print more (repeat for debug output)
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    #[command(flatten)]
+    pub log: crate::cli::LogArgs,
 }
 
 /// The record printed on success (`docs/FORMAT.md`, `mb-put/1`).
@@ -114,7 +110,7 @@ pub struct PutRecord {
 /// Runs mb-oss-put.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
-    crate::cli::apply_verbosity(args.quiet, args.verbose);
+    args.log.apply();
     if args.part_size < MIN_PART {
         return Err(usage(format!(
             "--part-size must be at least 100KiB (OSS's smallest part), not {} bytes",

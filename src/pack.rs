@@ -99,19 +99,26 @@ pub struct Args {
           conflicts_with = "decompress")]
     pub block_size: usize,
 
-    /// Print errors only.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Print more; repeat for debug output.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    #[command(flatten)]
+    pub log: crate::cli::LogArgs,
 }
+
+/// Marks "the writer thread hung up" in both directions; its own error says why.
+#[derive(Debug)]
+pub(crate) struct WriterGone;
+
+impl std::fmt::Display for WriterGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("writer stopped")
+    }
+}
+
+impl std::error::Error for WriterGone {}
 
 /// Runs `mb-pack` with the process's arguments.
 pub fn run() -> anyhow::Result<()> {
     let args = Args::try_parse_from(gzip_style_levels(std::env::args_os()))?;
-    cli::apply_verbosity(args.quiet, args.verbose);
+    args.log.apply();
     let threads = args.threads.map_or_else(default_threads, |n| n as usize);
     let input_name = display_name(args.input.as_deref(), "stdin");
     let output_name = display_name(args.output.as_deref(), "stdout");

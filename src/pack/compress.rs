@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, Context, Result};
 use flate2::{Compress, Compression, Crc, FlushCompress};
 
-use super::read_full;
+use super::{read_full, WriterGone};
 
 /// How to compress.
 #[derive(Debug, Clone)]
@@ -154,18 +154,6 @@ fn parallel(input: &mut dyn Read, sink: &mut Sink<'_>, opts: &CompressOptions) -
         }
     })
 }
-
-/// Marks "the writer thread hung up"; its own error says why.
-#[derive(Debug)]
-struct WriterGone;
-
-impl std::fmt::Display for WriterGone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("writer stopped")
-    }
-}
-
-impl std::error::Error for WriterGone {}
 
 fn worker(jobs: &Mutex<Receiver<Job>>, level: u32) {
     let mut z = Compress::new(Compression::new(level), false);

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use anyhow::{anyhow, Context, Result};
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
-use super::read_full;
+use super::{read_full, WriterGone};
 use crate::cli::integrity;
 
 /// How to decompress.
@@ -336,18 +336,6 @@ fn read_chunks(input: &mut dyn Read, chunks: &SyncSender<std::io::Result<Vec<u8>
         }
     }
 }
-
-/// Marks "the writer thread hung up"; its own error says why.
-#[derive(Debug)]
-struct WriterGone;
-
-impl std::fmt::Display for WriterGone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("writer stopped")
-    }
-}
-
-impl std::error::Error for WriterGone {}
 
 /// The output buffer inflate writes into, drained here or by a writer thread.
 struct Sink<'a> {

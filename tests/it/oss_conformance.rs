@@ -13,15 +13,7 @@ use mb::store::{is_not_found, ByteRange, OssTuning, PutOptions, Store};
 use crate::support::{oss_server, temp_dir};
 
 fn data(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    crate::support::pseudo_random(len, seed)
 }
 
 fn put(store: &dyn Store, key: &str, bytes: &[u8], overwrite: bool) -> anyhow::Result<mb::store::PutResult> {

@@ -17,15 +17,7 @@ fn server() -> OssServer {
 }
 
 fn data(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(7);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    crate::support::pseudo_random(len, seed)
 }
 
 /// A stage pointed at the server, credentials in env (as users pass them).

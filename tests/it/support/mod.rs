@@ -85,3 +85,16 @@ pub fn fixture(tool: &str, name: &str) -> PathBuf {
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("mb-test-").tempdir().expect("temp dir")
 }
+
+/// Deterministic pseudo-random bytes (xorshift), different for each seed.
+pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
