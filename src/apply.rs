@@ -395,7 +395,13 @@ async fn apply(
                 let current =
                     archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
                 let source = format!("{db}.{coll}");
-                let mapped = ns_map.map(&db, &coll);
+                // admin.system.version holds the server's feature compatibility
+                // version: never carried to another server (mongorestore skips it too).
+                let mapped = if (db.as_str(), coll.as_str()) == ("admin", "system.version") {
+                    None
+                } else {
+                    ns_map.map(&db, &coll)
+                };
                 current
                     .targets
                     .insert(source.clone(), mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata)));

@@ -93,3 +93,32 @@ fn credentials_come_from_env_or_file_and_never_show() {
         assert!(!stderr_of(output).contains(secret), "the password leaked: {}", stderr_of(output));
     }
 }
+
+#[test]
+fn users_and_roles_of_the_dumped_database_restore() {
+    let server = Mongod::shared_replica_set();
+    let db = "dump_users";
+    server.command(db, doc! {"dropAllUsersFromDatabase": 1});
+    server.command(db, doc! {"dropAllRolesFromDatabase": 1});
+    server.command(
+        db,
+        doc! {"createRole": "reader", "privileges": [{"resource": {"db": db, "collection": ""}, "actions": ["find"]}], "roles": []},
+    );
+    server.command(db, doc! {"createUser": "alice", "pwd": "alice-password", "roles": ["reader"]});
+    let dump = stage("mb-dump").args(["--uri", &server.uri(), "--db", db, "--users-and-roles", "-q"]).output().unwrap();
+    assert_ok(&dump);
+    server.command(db, doc! {"dropAllUsersFromDatabase": 1});
+    server.command(db, doc! {"dropAllRolesFromDatabase": 1});
+
+    let apply = run_with_input(stage("mb-apply").args(["--uri", &server.uri(), "-q"]), &dump.stdout);
+    assert_ok(&apply);
+    let users = server.command(db, doc! {"usersInfo": 1});
+    let names: Vec<&str> =
+        users.get_array("users").unwrap().iter().map(|u| u.as_document().unwrap().get_str("user").unwrap()).collect();
+    assert_eq!(names, ["alice"]);
+    let roles = server.command(db, doc! {"rolesInfo": 1});
+    assert_eq!(roles.get_array("roles").unwrap().len(), 1, "the role is back: {roles}");
+    let admin = server.client().database("admin");
+    let leftovers = block_on(async { admin.list_collection_names().await }).unwrap();
+    assert!(!leftovers.iter().any(|n| n.starts_with("mbtemp")), "temp collections are dropped: {leftovers:?}");
+}
