@@ -36,6 +36,22 @@ fn chain_restores_to_the_last_checkpoint_and_to_a_point_in_time() {
             .run_command(doc! {"renameCollection": format!("{db}.validated"), "to": format!("{db}.validated_renamed")})
             .await?;
         shop.collection::<Document>("collated").drop().await?;
+        // A small transaction (one applyOps entry) and one over 16 MB, which
+        // the server splits into partialTxn entries chained to its commit.
+        for (docs, size) in [(3, 100), (20, 1 << 20)] {
+            let mut session = client.start_session().await?;
+            session.start_transaction().await?;
+            let filler = "t".repeat(size);
+            let txn = shop.collection::<Document>("txn");
+            for i in 0..docs {
+                txn.insert_one(doc! {"size": size as i64, "i": i, "filler": &filler}).session(&mut session).await?;
+            }
+            shop.collection::<Document>("indexed")
+                .update_one(doc! {"_id": 1}, doc! {"$set": {"txn": size as i64}})
+                .session(&mut session)
+                .await?;
+            session.commit_transaction().await?;
+        }
         Ok::<_, mongodb::error::Error>(())
     })
     .unwrap();
