@@ -32,7 +32,6 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::cli::integrity;
-use crate::crc64::Crc64;
 use crate::mongo::ConnectArgs;
 use crate::ns::NsMap;
 use crate::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
@@ -94,8 +93,8 @@ const MAX_CHUNK: u64 = 256 << 20;
 enum Event {
     Header(Header),
     Metadata { db: String, coll: String, metadata: Document },
-    Chunk { db: String, coll: String, seq: u64, data: Vec<u8>, docs: u64 },
-    Oplog { seq: u64, data: Vec<u8>, docs: u64 },
+    Chunk { db: String, coll: String, seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
+    Oplog { seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
     Manifest(Manifest),
 }
 
@@ -247,8 +246,10 @@ fn read_entry<R: Read>(entry: &mut tar::Entry<R>, path: &str) -> Result<Event> {
                 validate_document(document).map_err(|e| integrity(format!("document {index}: {e:#}")))?;
             }
             match name {
-                EntryName::Oplog { seq } => Event::Oplog { seq, data, docs: expected_docs },
-                EntryName::Chunk { db, coll, seq } => Event::Chunk { db, coll, seq, data, docs: expected_docs },
+                EntryName::Oplog { seq } => Event::Oplog { seq, data, docs: expected_docs, crc: actual },
+                EntryName::Chunk { db, coll, seq } => {
+                    Event::Chunk { db, coll, seq, data, docs: expected_docs, crc: actual }
+                }
                 _ => unreachable!(),
             }
         }
@@ -260,12 +261,13 @@ fn read_entry<R: Read>(entry: &mut tar::Entry<R>, path: &str) -> Result<Event> {
 struct Tally {
     docs: u64,
     bytes: u64,
-    crc: Crc64,
+    /// Combined from the chunks' CRCs, which the reader already computed.
+    crc: u64,
     chunks: u64,
 }
 
 impl Tally {
-    fn add(&mut self, seq: u64, data: &[u8], docs: u64, what: &str) -> Result<()> {
+    fn add(&mut self, seq: u64, data: &[u8], docs: u64, crc: u64, what: &str) -> Result<()> {
         if seq != self.chunks + 1 {
             return Err(integrity(format!(
                 "{what}: chunk {seq} follows chunk {} (a chunk is missing or repeated)",
@@ -275,17 +277,17 @@ impl Tally {
         self.chunks = seq;
         self.docs += docs;
         self.bytes += data.len() as u64;
-        self.crc.update(data);
+        self.crc = crate::crc64::combine(self.crc, crc, data.len() as u64);
         Ok(())
     }
 
     fn check(&self, what: &str, docs: u64, bytes: u64, crc: u64, chunks: u64) -> Result<()> {
-        if (self.docs, self.bytes, self.crc.finish(), self.chunks) != (docs, bytes, crc, chunks) {
+        if (self.docs, self.bytes, self.crc, self.chunks) != (docs, bytes, crc, chunks) {
             return Err(integrity(format!(
                 "{what} does not match the manifest: read {} documents, {} bytes, CRC-64 {}, {} chunks; manifest says {docs}, {bytes}, {crc}, {chunks}",
                 self.docs,
                 self.bytes,
-                self.crc.finish(),
+                self.crc,
                 self.chunks
             )));
         }
@@ -424,11 +426,11 @@ async fn apply(
                     Target::DryRun => {}
                 }
             }
-            Event::Chunk { db, coll, seq, data, docs, .. } => {
+            Event::Chunk { db, coll, seq, data, docs, crc } => {
                 let current =
                     archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
                 let source = format!("{db}.{coll}");
-                current.tallies.entry(source.clone()).or_default().add(seq, &data, docs, &source)?;
+                current.tallies.entry(source.clone()).or_default().add(seq, &data, docs, crc, &source)?;
                 let mapped = match current.targets.get(&source) {
                     Some(mapped) => mapped.clone(),
                     None => return Err(integrity(format!("{source}: data before its metadata"))),
@@ -461,10 +463,10 @@ async fn apply(
                     Target::DryRun => record.documents += docs,
                 }
             }
-            Event::Oplog { seq, data, docs, .. } => {
+            Event::Oplog { seq, data, docs, crc } => {
                 let current =
                     archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
-                current.oplog.add(seq, &data, docs, "oplog")?;
+                current.oplog.add(seq, &data, docs, crc, "oplog")?;
                 if !current.data_done {
                     finish_data(&mut tasks, &mut record, current, &target, args).await?;
                 }

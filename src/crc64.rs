@@ -64,6 +64,60 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     ALGORITHM.checksum(bytes)
 }
 
+/// The CRC-64/XZ of A‖B from crc(A), crc(B) and len(B) (zlib's
+/// `crc32_combine`, for the 64-bit reflected polynomial): a whole collection's
+/// CRC from its chunks' without reading the bytes twice.
+pub fn combine(mut crc1: u64, crc2: u64, mut len2: u64) -> u64 {
+    const POLY: u64 = 0xC96C_5795_D787_0F42;
+    fn times(mat: &[u64; 64], mut vec: u64) -> u64 {
+        let mut sum = 0;
+        let mut i = 0;
+        while vec != 0 {
+            if vec & 1 != 0 {
+                sum ^= mat[i];
+            }
+            vec >>= 1;
+            i += 1;
+        }
+        sum
+    }
+    fn square(out: &mut [u64; 64], mat: &[u64; 64]) {
+        for n in 0..64 {
+            out[n] = times(mat, mat[n]);
+        }
+    }
+    if len2 == 0 {
+        return crc1;
+    }
+    let mut even = [0u64; 64];
+    let mut odd = [0u64; 64];
+    odd[0] = POLY;
+    for (n, row) in odd.iter_mut().enumerate().skip(1) {
+        *row = 1 << (n - 1);
+    }
+    square(&mut even, &odd);
+    square(&mut odd, &even);
+    loop {
+        square(&mut even, &odd);
+        if len2 & 1 != 0 {
+            crc1 = times(&even, crc1);
+        }
+        len2 >>= 1;
+        if len2 == 0 {
+            break;
+        }
+        square(&mut odd, &even);
+        if len2 & 1 != 0 {
+            crc1 = times(&odd, crc1);
+        }
+        len2 >>= 1;
+        if len2 == 0 {
+            break;
+        }
+    }
+    crc1 ^ crc2
+}
+
 /// A reader that computes the CRC of what passes through it.
 pub struct CrcReader<R> {
     inner: R,
@@ -109,6 +163,15 @@ mod tests {
         crc.update(b"56789");
         assert_eq!(crc.finish(), checksum(b"123456789"));
         assert_eq!(crc.len(), 9);
+    }
+
+    #[test]
+    fn combine_equals_the_crc_of_the_concatenation() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for split in [0, 1, 511, 5000, 9999, 10_000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(combine(checksum(a), checksum(b), b.len() as u64), checksum(&data), "split at {split}");
+        }
     }
 
     #[test]

@@ -420,7 +420,7 @@ pub struct ChunkBuilder<F: Fn(u64) -> String> {
     seq: u64,
     docs: u64,
     bytes: u64,
-    crc: crate::crc64::Crc64,
+    crc: u64,
 }
 
 impl<F: Fn(u64) -> String> ChunkBuilder<F> {
@@ -462,17 +462,19 @@ impl<F: Fn(u64) -> String> ChunkBuilder<F> {
         }
         self.seq += 1;
         let data = std::mem::take(&mut self.buffer);
-        self.crc.update(&data);
+        // One pass over the bytes: the collection's CRC is combined from its chunks'.
+        let crc = crate::crc64::checksum(&data);
+        self.crc = crate::crc64::combine(self.crc, crc, data.len() as u64);
         self.docs += self.docs_in_buffer;
         self.bytes += data.len() as u64;
-        let entry = Entry::chunk((self.name)(self.seq), data, self.docs_in_buffer);
+        let entry = Entry::chunk((self.name)(self.seq), data, self.docs_in_buffer, crc);
         self.docs_in_buffer = 0;
         Some(entry)
     }
 
     /// (documents, bytes, CRC-64 of all chunks, chunks) written so far.
     pub fn totals(&self) -> (u64, u64, u64, u64) {
-        (self.docs, self.bytes, self.crc.finish(), self.seq)
+        (self.docs, self.bytes, self.crc, self.seq)
     }
 }
 

@@ -11,7 +11,6 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 
-use crate::crc64;
 use crate::record::{HEADER_ENTRY, MANIFEST_ENTRY};
 
 /// PAX record with a chunk's CRC-64/XZ, in decimal.
@@ -144,48 +143,91 @@ impl Entry {
         Ok(Entry { path, data, pax: Vec::new() })
     }
 
-    /// A data chunk with its CRC-64 and document count.
-    pub fn chunk(path: String, data: Vec<u8>, docs: u64) -> Entry {
-        let crc = crc64::checksum(&data);
+    /// A data chunk with its CRC-64 (computed by the caller, who also needs
+    /// it for the collection's total) and document count.
+    pub fn chunk(path: String, data: Vec<u8>, docs: u64, crc: u64) -> Entry {
         Entry { path, data, pax: vec![(PAX_CRC64, crc.to_string()), (PAX_DOCS, docs.to_string())] }
     }
 }
 
-/// Writes entries to a tar stream; every entry gets the same mtime.
+const BLOCK: usize = 512;
+/// The ustar name field's size; longer paths go in a PAX `path` record.
+const NAME_FIELD: usize = 100;
+
+/// Writes entries as a POSIX (pax) tar stream; every entry gets the same mtime.
+///
+/// Headers are built here and data is written straight from the entry's
+/// buffer: going through `tar::Builder` copied every byte once more.
 pub struct TarWriter<W: Write> {
-    builder: tar::Builder<W>,
+    out: W,
     mtime: u64,
 }
 
 impl<W: Write> TarWriter<W> {
     /// A writer over `out`.
     pub fn new(out: W, mtime: u64) -> Self {
-        let mut builder = tar::Builder::new(out);
-        builder.mode(tar::HeaderMode::Deterministic);
-        TarWriter { builder, mtime }
+        TarWriter { out, mtime }
     }
 
     /// Appends one entry.
     pub fn append(&mut self, entry: &Entry) -> Result<()> {
-        if !entry.pax.is_empty() {
-            self.builder
-                .append_pax_extensions(entry.pax.iter().map(|(k, v)| (*k, v.as_bytes())))
-                .with_context(|| format!("writing {}", entry.path))?;
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_size(entry.data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(self.mtime);
-        header.set_entry_type(tar::EntryType::Regular);
-        self.builder
-            .append_data(&mut header, &entry.path, entry.data.as_slice())
-            .with_context(|| format!("writing {}", entry.path))
+        self.append_inner(entry).with_context(|| format!("writing {}", entry.path))
     }
 
-    /// Writes the end-of-archive marker and returns the output.
-    pub fn finish(self) -> Result<W> {
-        self.builder.into_inner().context("finishing the tar stream")
+    fn append_inner(&mut self, entry: &Entry) -> std::io::Result<()> {
+        let long = entry.path.len() > NAME_FIELD;
+        if !entry.pax.is_empty() || long {
+            let mut records = Vec::new();
+            if long {
+                pax_record(&mut records, "path", &entry.path);
+            }
+            for (key, value) in &entry.pax {
+                pax_record(&mut records, key, value);
+            }
+            self.write_header("PaxHeader", records.len() as u64, tar::EntryType::XHeader)?;
+            self.write_padded(&records)?;
+        }
+        // A long path is in the PAX record; the name field only has to be valid.
+        let name = if long { "mb-long-name" } else { entry.path.as_str() };
+        self.write_header(name, entry.data.len() as u64, tar::EntryType::Regular)?;
+        self.write_padded(&entry.data)
     }
+
+    fn write_header(&mut self, name: &str, size: u64, kind: tar::EntryType) -> std::io::Result<()> {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name)?;
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(self.mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        self.out.write_all(header.as_bytes())
+    }
+
+    fn write_padded(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(data)?;
+        let pad = (BLOCK - data.len() % BLOCK) % BLOCK;
+        self.out.write_all(&[0u8; BLOCK][..pad])
+    }
+
+    /// Writes the end-of-archive marker (two zero blocks) and returns the output.
+    pub fn finish(mut self) -> Result<W> {
+        self.out.write_all(&[0u8; 2 * BLOCK]).context("finishing the tar stream")?;
+        Ok(self.out)
+    }
+}
+
+/// Appends one PAX record, `"<len> <key>=<value>\n"`, where `<len>` counts
+/// the whole record including its own digits.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
 }
 
 /// Splits a buffer of concatenated BSON documents into documents, checking
@@ -262,6 +304,47 @@ mod tests {
     fn rejects_unknown_entries() {
         for path in ["../etc/passwd", "shop/orders.bson", "shop/x/y.bson.000001", "README", "shop/orders.bson.12"] {
             assert!(EntryName::parse(path).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn written_streams_read_back_with_long_names_and_pax_records() {
+        let long = EntryName::Chunk { db: "shop".into(), coll: "c".repeat(150), seq: 1 }.path();
+        let mut tar = TarWriter::new(Vec::new(), 1_700_000_000);
+        tar.append(&Entry::chunk(long.clone(), b"data".to_vec(), 1, crate::crc64::checksum(b"data"))).unwrap();
+        tar.append(&Entry { path: "mb-manifest.json".into(), data: vec![b'x'; 700], pax: Vec::new() }).unwrap();
+        let bytes = tar.finish().unwrap();
+        assert_eq!(bytes.len() % 512, 0);
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut entries = archive.entries().unwrap();
+        let mut first = entries.next().unwrap().unwrap();
+        assert_eq!(first.path().unwrap().to_str().unwrap(), long);
+        let pax: Vec<(String, String)> = first
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.key().unwrap().to_string(), e.value().unwrap().to_string())
+            })
+            .collect();
+        assert!(pax.contains(&(PAX_DOCS.to_string(), "1".to_string())), "{pax:?}");
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut first, &mut data).unwrap();
+        assert_eq!(data, b"data");
+        let second = entries.next().unwrap().unwrap();
+        assert_eq!(second.header().size().unwrap(), 700);
+        assert!(entries.next().is_none());
+    }
+
+    #[test]
+    fn pax_record_lengths_count_themselves() {
+        for value in ["", "x", &"y".repeat(90), &"z".repeat(95)] {
+            let mut out = Vec::new();
+            pax_record(&mut out, "path", value);
+            let text = String::from_utf8(out.clone()).unwrap();
+            let (len, _) = text.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), out.len(), "{text:?}");
         }
     }
 

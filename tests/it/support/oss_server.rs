@@ -304,59 +304,6 @@ fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// CRC-64/XZ of A||B from crc(A), crc(B) and len(B) (zlib's crc32_combine,
-/// for the 64-bit reflected polynomial), so discard buckets need no data.
-pub fn crc64_combine(mut crc1: u64, crc2: u64, mut len2: u64) -> u64 {
-    const POLY: u64 = 0xC96C_5795_D787_0F42;
-    fn times(mat: &[u64; 64], mut vec: u64) -> u64 {
-        let mut sum = 0;
-        let mut i = 0;
-        while vec != 0 {
-            if vec & 1 != 0 {
-                sum ^= mat[i];
-            }
-            vec >>= 1;
-            i += 1;
-        }
-        sum
-    }
-    fn square(out: &mut [u64; 64], mat: &[u64; 64]) {
-        for n in 0..64 {
-            out[n] = times(mat, mat[n]);
-        }
-    }
-    if len2 == 0 {
-        return crc1;
-    }
-    let mut even = [0u64; 64];
-    let mut odd = [0u64; 64];
-    odd[0] = POLY;
-    for (n, row) in odd.iter_mut().enumerate().skip(1) {
-        *row = 1 << (n - 1);
-    }
-    square(&mut even, &odd);
-    square(&mut odd, &even);
-    loop {
-        square(&mut even, &odd);
-        if len2 & 1 != 0 {
-            crc1 = times(&even, crc1);
-        }
-        len2 >>= 1;
-        if len2 == 0 {
-            break;
-        }
-        square(&mut odd, &even);
-        if len2 & 1 != 0 {
-            crc1 = times(&odd, crc1);
-        }
-        len2 >>= 1;
-        if len2 == 0 {
-            break;
-        }
-    }
-    crc1 ^ crc2
-}
-
 /// A parsed request head.
 struct Request {
     method: String,
@@ -910,7 +857,7 @@ fn complete(state: &mut State, request: &Request, body: &[u8], digests: &Digests
     let mut md5s = Vec::new();
     for (number, _) in &listed {
         let part = &upload.parts[number];
-        crc = crc64_combine(crc, part.crc64, part.size);
+        crc = mb::crc64::combine(crc, part.crc64, part.size);
         size += part.size;
         md5s.extend_from_slice(
             &(0..16).map(|i| u8::from_str_radix(&part.etag[2 * i..2 * i + 2], 16).unwrap_or(0)).collect::<Vec<u8>>(),
@@ -1013,19 +960,4 @@ fn list(state: &State, request: &Request) -> Response {
     }
     xml.push_str("</ListBucketResult>");
     Response::new(200).xml(xml)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc64_combine_matches_one_pass() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        for split in [0, 1, 1000, 123_457, 300_000] {
-            let (a, b) = data.split_at(split);
-            let combined = crc64_combine(mb::crc64::checksum(a), mb::crc64::checksum(b), b.len() as u64);
-            assert_eq!(combined, mb::crc64::checksum(&data), "split at {split}");
-        }
-    }
 }
