@@ -3,19 +3,15 @@
 //!
 //! Go calls it `crc64.ECMA` (with the usual inversion), the `crc` crate
 //! `CRC_64_XZ`. The check value of `"123456789"` is `0x995dc9bbdf1939fa`.
-
-use crc::{Crc, Table, CRC_64_XZ};
-
-/// Slice-by-16 tables: several times faster than the crate's byte-wise
-/// default, which was a bottleneck of every stage that checks a stream.
-type Fast = Table<16>;
-
-static ALGORITHM: Crc<u64, Fast> = Crc::<u64, Fast>::new(&CRC_64_XZ);
+//! Computed with `crc64fast` (SIMD carry-less multiplication, about 9.6 GB/s
+//! here against 2.2 GB/s for slice-by-16 tables): every stage CRCs its whole
+//! stream, and on two cores that CPU is taken from the server or the
+//! compressor. The tests check it against the `crc` crate's reference.
 
 /// A running CRC-64/XZ.
 #[derive(Clone)]
 pub struct Crc64 {
-    digest: crc::Digest<'static, u64, Fast>,
+    digest: crc64fast::Digest,
     len: u64,
 }
 
@@ -34,12 +30,12 @@ impl std::fmt::Debug for Crc64 {
 impl Crc64 {
     /// A CRC of nothing yet.
     pub fn new() -> Self {
-        Self { digest: ALGORITHM.digest(), len: 0 }
+        Self { digest: crc64fast::Digest::new(), len: 0 }
     }
 
     /// Adds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.digest.update(bytes);
+        self.digest.write(bytes);
         self.len += bytes.len() as u64;
     }
 
@@ -55,13 +51,15 @@ impl Crc64 {
 
     /// The CRC of everything added so far.
     pub fn finish(&self) -> u64 {
-        self.digest.clone().finalize()
+        self.digest.sum64()
     }
 }
 
 /// The CRC-64/XZ of one buffer.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    ALGORITHM.checksum(bytes)
+    let mut digest = crc64fast::Digest::new();
+    digest.write(bytes);
+    digest.sum64()
 }
 
 /// The CRC-64/XZ of A‖B from crc(A), crc(B) and len(B) (zlib's
@@ -172,6 +170,20 @@ mod tests {
             let (a, b) = data.split_at(split);
             assert_eq!(combine(checksum(a), checksum(b), b.len() as u64), checksum(&data), "split at {split}");
         }
+    }
+
+    #[test]
+    fn equals_the_reference_implementation() {
+        let reference = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, 1000, 4095, 100_000] {
+            assert_eq!(checksum(&data[..len]), reference.checksum(&data[..len]), "length {len}");
+        }
+        let mut streaming = Crc64::new();
+        for piece in data.chunks(777) {
+            streaming.update(piece);
+        }
+        assert_eq!(streaming.finish(), reference.checksum(&data));
     }
 
     #[test]

@@ -444,7 +444,9 @@ impl<F: Fn(u64) -> String> ChunkBuilder<F> {
         let full =
             if !self.buffer.is_empty() && self.buffer.len() + document.len() > self.limit { self.take() } else { None };
         if self.buffer.capacity() == 0 {
-            self.buffer.reserve(self.limit.min(1 << 20));
+            // The whole chunk at once: growing by doubling copied each chunk
+            // almost twice. Untouched pages cost no memory.
+            self.buffer.reserve(self.limit);
         }
         self.buffer.extend_from_slice(document);
         self.docs_in_buffer += 1;
