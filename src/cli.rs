@@ -146,7 +146,6 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
         Ok("debug") => set_verbosity(2),
         _ => {}
     }
-    reset_sigpipe();
     match run() {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(err) => {
@@ -156,7 +155,9 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
                 return ExitCode::from(if clap_err.use_stderr() { EXIT_USAGE } else { EXIT_OK });
             }
             if is_broken_pipe(&err) {
-                // The reader went away (`mb-dump | head`): not our failure to report.
+                // Rust ignores SIGPIPE, so a closed pipe is an EPIPE error: the
+                // reader went away (`mb-dump | head`) and says why itself. Still
+                // exit 1: a stage must never report success when cut short.
                 return ExitCode::from(EXIT_FAILURE);
             }
             eprintln!("{}: {}", program, one_line(&err));
@@ -169,11 +170,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
-
-/// Rust ignores SIGPIPE; a filter writing to a closed pipe then gets EPIPE,
-/// which we report as a failure (exit 1) without noise. Kept as is on purpose:
-/// a backup stage must never exit 0 when its reader stopped early.
-fn reset_sigpipe() {}
 
 /// Parses clap arguments, returning clap's error (help, version, usage) as an
 /// `anyhow::Error` so [`main`] can print it the clap way.

@@ -19,7 +19,6 @@
 //! the oplog.
 //! ```
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -539,9 +538,4 @@ async fn dump_oplog(
     oplog::check_reaches(client, bound.ts()).await?;
     let (count, bytes, crc64, chunk_count) = chunks.totals();
     Ok(OplogEntry { from: bound.ts(), to, count, bytes, crc64, chunks: chunk_count })
-}
-
-/// Counts per namespace of a manifest, for messages and checks.
-pub fn counts_by_namespace(manifest: &Manifest) -> BTreeMap<String, u64> {
-    manifest.collections.iter().map(|c| (format!("{}.{}", c.db, c.name), c.docs)).collect()
 }
