@@ -151,7 +151,9 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
 
     let (tx, rx) = mpsc::channel::<Entry>(2);
     let mtime = record::now_secs().max(0) as u64;
-    let writer = tokio::task::spawn_blocking(move || write_entries(rx, out, mtime));
+    let pool = BufferPool::default();
+    let writer_pool = pool.clone();
+    let writer = tokio::task::spawn_blocking(move || write_entries(rx, out, mtime, writer_pool));
 
     let result = async {
         if kind == Kind::Oplog {
@@ -167,7 +169,7 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
             header.oplog_to = Some(to);
             send(&tx, Entry::json(EntryName::Header.path(), &header)?).await?;
             info!("dumping oplog ({from}, {to}] of {}", describe(&databases));
-            let oplog = dump_oplog(client, &databases, Bound::After(from), to, args.chunk_size, &tx).await?;
+            let oplog = dump_oplog(client, &databases, Bound::After(from), to, args.chunk_size, &pool, &tx).await?;
             return Ok((Vec::new(), Some(oplog), Some(to)));
         }
 
@@ -190,7 +192,7 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
         }
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));
         let collections: Vec<CollectionEntry> = futures_util::stream::iter(plans)
-            .map(|plan| dump_collection(client, plan, args.chunk_size, &tx))
+            .map(|plan| dump_collection(client, plan, args.chunk_size, &pool, &tx))
             .buffer_unordered(args.parallel)
             .try_collect()
             .await?;
@@ -198,7 +200,7 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
         let (oplog, consistent_at) = match start {
             Some(start) => {
                 let to = oplog::newest(client).await?;
-                let entry = dump_oplog(client, &databases, Bound::From(start), to, args.chunk_size, &tx).await?;
+                let entry = dump_oplog(client, &databases, Bound::From(start), to, args.chunk_size, &pool, &tx).await?;
                 (Some(entry), Some(to))
             }
             None => (None, None),
@@ -271,10 +273,16 @@ async fn send(tx: &mpsc::Sender<Entry>, entry: Entry) -> Result<()> {
     tx.send(entry).await.map_err(|_| anyhow::anyhow!("the output closed early"))
 }
 
-fn write_entries(mut rx: mpsc::Receiver<Entry>, out: Box<dyn Write + Send>, mtime: u64) -> Result<()> {
+fn write_entries(
+    mut rx: mpsc::Receiver<Entry>,
+    out: Box<dyn Write + Send>,
+    mtime: u64,
+    pool: BufferPool,
+) -> Result<()> {
     let mut tar = TarWriter::new(std::io::BufWriter::with_capacity(1 << 20, out), mtime);
     while let Some(entry) = rx.blocking_recv() {
         tar.append(&entry).context("writing the output")?;
+        pool.give(entry.data);
     }
     tar.finish()?.flush().context("writing the output")?;
     Ok(())
@@ -337,6 +345,7 @@ async fn dump_collection(
     client: &Client,
     plan: CollectionPlan,
     chunk_size: u64,
+    pool: &BufferPool,
     tx: &mpsc::Sender<Entry>,
 ) -> Result<CollectionEntry> {
     let db = client.database(&plan.db);
@@ -373,7 +382,7 @@ async fn dump_collection(
     };
     let collection = db.collection::<RawDocumentBuf>(&data_collection);
     let mut cursor = collection.find(plan.filter.clone()).await.with_context(|| format!("reading {ns}"))?;
-    let mut chunks = ChunkBuilder::new(chunk_size, |seq| {
+    let mut chunks = ChunkBuilder::new(chunk_size, pool.clone(), |seq| {
         EntryName::Chunk { db: plan.db.clone(), coll: plan.name.clone(), seq }.path()
     });
     while cursor.advance().await.with_context(|| format!("reading {ns}"))? {
@@ -414,6 +423,7 @@ fn metadata_json(plan: &CollectionPlan, indexes: Vec<Document>) -> serde_json::V
 pub struct ChunkBuilder<F: Fn(u64) -> String> {
     limit: usize,
     name: F,
+    pool: BufferPool,
     buffer: Vec<u8>,
     docs_in_buffer: u64,
     seq: u64,
@@ -423,12 +433,13 @@ pub struct ChunkBuilder<F: Fn(u64) -> String> {
 }
 
 impl<F: Fn(u64) -> String> ChunkBuilder<F> {
-    /// A builder naming chunk `seq` with `name(seq)`.
-    pub fn new(limit: u64, name: F) -> Self {
+    /// A builder naming chunk `seq` with `name(seq)`, taking buffers from `pool`.
+    pub fn new(limit: u64, pool: BufferPool, name: F) -> Self {
         let limit = limit.max(1) as usize;
         ChunkBuilder {
             limit,
             name,
+            pool,
             buffer: Vec::new(),
             docs_in_buffer: 0,
             seq: 0,
@@ -443,9 +454,9 @@ impl<F: Fn(u64) -> String> ChunkBuilder<F> {
         let full =
             if !self.buffer.is_empty() && self.buffer.len() + document.len() > self.limit { self.take() } else { None };
         if self.buffer.capacity() == 0 {
-            // The whole chunk at once: growing by doubling copied each chunk
-            // almost twice. Untouched pages cost no memory.
-            self.buffer.reserve(self.limit);
+            // The whole chunk at once (growing by doubling copied each chunk
+            // almost twice), reusing a written one when there is one.
+            self.buffer = self.pool.take(self.limit);
         }
         self.buffer.extend_from_slice(document);
         self.docs_in_buffer += 1;
@@ -479,6 +490,43 @@ impl<F: Fn(u64) -> String> ChunkBuilder<F> {
     }
 }
 
+/// Chunk buffers the writer is done with, for the next chunks: a fresh
+/// multi-MiB allocation is mapped anew by the allocator and faults in every
+/// page on first touch, which cost more than the CRC. It never holds more
+/// buffers than were in flight at once, so the memory bound is unchanged.
+#[derive(Clone, Default)]
+pub struct BufferPool(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    /// Most idle buffers kept.
+    const KEEP: usize = 16;
+
+    /// An empty buffer of at least `capacity` bytes.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.0.lock().ok().and_then(|mut idle| idle.pop());
+        match reused {
+            Some(mut buffer) => {
+                buffer.reserve(capacity);
+                buffer
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Returns a written buffer (small ones, JSON records, are not worth keeping).
+    pub fn give(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() < 1 << 20 {
+            return;
+        }
+        buffer.clear();
+        if let Ok(mut idle) = self.0.lock() {
+            if idle.len() < Self::KEEP {
+                idle.push(buffer);
+            }
+        }
+    }
+}
+
 /// Where an oplog read starts.
 #[derive(Clone, Copy, Debug)]
 pub enum Bound {
@@ -505,6 +553,7 @@ async fn dump_oplog(
     bound: Bound,
     to: Ts,
     chunk_size: u64,
+    pool: &BufferPool,
     tx: &mpsc::Sender<Entry>,
 ) -> Result<OplogEntry> {
     oplog::check_reaches(client, bound.ts()).await?;
@@ -515,7 +564,7 @@ async fn dump_oplog(
     let filter = oplog::dump_filter(databases, ts_filter);
     let oplog_coll = client.database("local").collection::<RawDocumentBuf>("oplog.rs");
     let mut cursor = oplog_coll.find(filter).await.context("reading the oplog")?;
-    let mut chunks = ChunkBuilder::new(chunk_size, |seq| EntryName::Oplog { seq }.path());
+    let mut chunks = ChunkBuilder::new(chunk_size, pool.clone(), |seq| EntryName::Oplog { seq }.path());
     let mut last: Option<Ts> = None;
     while cursor.advance().await.context("reading the oplog")? {
         let entry = cursor.current();
