@@ -129,12 +129,7 @@ pub fn run() -> Result<()> {
     }
     let until = args.until.as_deref().map(parse_until).transpose()?;
     let ns_map = NsMap::new(&args.ns_include, &args.ns_exclude, &args.ns_from, &args.ns_to)?;
-    let input: Box<dyn Read + Send> = if crate::cli::is_std(args.input.as_deref()) {
-        Box::new(std::io::stdin())
-    } else {
-        let path = args.input.clone().unwrap();
-        Box::new(std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?)
-    };
+    let input = crate::cli::open_input(args.input.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let record = runtime.block_on(async {
         let target = if let Some(dir) = &args.to_dir {

@@ -204,6 +204,26 @@ pub fn is_std(path: Option<&std::path::Path>) -> bool {
     path.is_none_or(|p| p.as_os_str() == "-")
 }
 
+/// Opens an input argument: a file, or stdin for `-` or nothing.
+pub fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
+    use anyhow::Context;
+    match path.filter(|p| !is_std(Some(p))) {
+        None => Ok(Box::new(std::io::stdin())),
+        Some(path) => Ok(Box::new(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)),
+    }
+}
+
+/// Creates an output argument: a file, or stdout for `-` or nothing.
+pub fn create_output(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
+    use anyhow::Context;
+    match path.filter(|p| !is_std(Some(p))) {
+        None => Ok(Box::new(std::io::stdout())),
+        Some(path) => {
+            Ok(Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

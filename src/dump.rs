@@ -76,12 +76,7 @@ pub fn run() -> Result<()> {
     if args.parallel == 0 {
         bail!("--parallel must be at least 1");
     }
-    let out: Box<dyn Write + Send> = if crate::cli::is_std(args.output.as_deref()) {
-        Box::new(std::io::stdout())
-    } else {
-        let path = args.output.clone().unwrap();
-        Box::new(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?)
-    };
+    let out = crate::cli::create_output(args.output.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let manifest = runtime.block_on(dump(&args, out))?;
     if let Some(path) = &args.manifest {
@@ -257,12 +252,12 @@ fn describe(databases: &[String]) -> String {
 }
 
 fn read_range(path: &std::path::Path) -> Result<RangeRecord> {
-    let record: RangeRecord = if crate::cli::is_std(Some(path)) {
-        record::read_json(std::io::stdin().lock(), "the range record on stdin")?
+    let what = if crate::cli::is_std(Some(path)) {
+        "the range record on stdin".into()
     } else {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        record::read_json(file, &format!("range record {}", path.display()))?
+        format!("range record {}", path.display())
     };
+    let record: RangeRecord = record::read_json(crate::cli::open_input(Some(path))?, &what)?;
     if record.format != record::RANGE_FORMAT {
         bail!("range record has format {:?}, expected {:?}", record.format, record::RANGE_FORMAT);
     }
