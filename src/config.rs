@@ -9,7 +9,7 @@
 //! never on a command line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -17,16 +17,13 @@ use anyhow::{bail, Context, Result};
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     values: BTreeMap<String, String>,
-    path: Option<PathBuf>,
 }
 
 impl Config {
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        let mut config = Config::parse(&text).with_context(|| format!("in config {}", path.display()))?;
-        config.path = Some(path.to_path_buf());
-        Ok(config)
+        Config::parse(&text).with_context(|| format!("in config {}", path.display()))
     }
 
     /// Parses config text.
@@ -50,7 +47,7 @@ impl Config {
             }
             values.insert(key.to_string(), unquote(value.trim()).to_string());
         }
-        Ok(Config { values, path: None })
+        Ok(Config { values })
     }
 
     /// A value, if set and not empty.
@@ -71,11 +68,6 @@ impl Config {
             Some("0" | "false" | "no" | "off") => Ok(Some(false)),
             Some(other) => bail!("config key `{key}` must be 1 or 0, not {other:?}"),
         }
-    }
-
-    /// Where the file was read from, if it was.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 }
 

@@ -116,35 +116,6 @@ pub fn combine(mut crc1: u64, crc2: u64, mut len2: u64) -> u64 {
     crc1 ^ crc2
 }
 
-/// A reader that computes the CRC of what passes through it.
-pub struct CrcReader<R> {
-    inner: R,
-    crc: Crc64,
-}
-
-impl<R> CrcReader<R> {
-    /// Wraps a reader.
-    pub fn new(inner: R) -> Self {
-        Self { inner, crc: Crc64::new() }
-    }
-    /// The CRC so far.
-    pub fn crc(&self) -> &Crc64 {
-        &self.crc
-    }
-    /// The wrapped reader.
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for CrcReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.crc.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,19 +113,12 @@ fn uri_from_config(config: &Config) -> Result<String> {
 pub struct ServerInfo {
     /// The replica set name, if it is one.
     pub set_name: Option<String>,
-    /// Server version, e.g. "6.0.5".
-    pub version: String,
 }
 
-/// Asks the server whether it is a replica set member, and its version.
+/// Asks the server whether it is a replica set member.
 pub async fn server_info(client: &Client) -> Result<ServerInfo> {
-    let admin = client.database("admin");
-    let hello = admin.run_command(doc! {"hello": 1}).await.context("asking the server `hello`")?;
-    let build = admin.run_command(doc! {"buildInfo": 1}).await.context("asking the server `buildInfo`")?;
-    Ok(ServerInfo {
-        set_name: hello.get_str("setName").ok().map(str::to_string),
-        version: build.get_str("version").unwrap_or("unknown").to_string(),
-    })
+    let hello = client.database("admin").run_command(doc! {"hello": 1}).await.context("asking the server `hello`")?;
+    Ok(ServerInfo { set_name: hello.get_str("setName").ok().map(str::to_string) })
 }
 
 /// Databases other than `local` and `config` (and `admin` unless asked).

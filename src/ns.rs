@@ -123,11 +123,6 @@ impl NsMap {
         })
     }
 
-    /// Whether any filter or rename is set.
-    pub fn is_identity(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty() && self.renames.is_empty()
-    }
-
     /// The target namespace of `db.coll`, or None if it is filtered out.
     pub fn map(&self, db: &str, coll: &str) -> Option<String> {
         self.map_ns(&format!("{db}.{coll}"))

@@ -37,9 +37,6 @@ impl Ts {
     pub const fn new(t: u32, i: u32) -> Self {
         Self { t, i }
     }
-
-    /// The smallest timestamp.
-    pub const MIN: Ts = Ts { t: 0, i: 0 };
 }
 
 impl From<bson::Timestamp> for Ts {
