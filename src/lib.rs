@@ -32,7 +32,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 pub mod apply;
 pub mod ns;
 pub mod oplog_range;
-pub mod oss;
 pub mod oss_get;
 pub mod oss_put;
 pub mod pack;

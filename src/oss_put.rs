@@ -60,7 +60,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 
-use crate::oss::parts::MIN_PART;
+use crate::store::oss::parts::MIN_PART;
 use crate::store::{OssTuning, PutOptions, StoreArgs};
 
 /// Command-line arguments (see the module docs for the usage text).

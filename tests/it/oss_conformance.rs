@@ -4,10 +4,10 @@
 use std::io::{self, Read};
 
 use mb::cli::{exit_code_of, EXIT_CONFLICT};
-use mb::oss::{Credentials, Endpoint, RetryPolicy};
 use mb::store::local::LocalStore;
 use mb::store::memory::MemoryStore;
 use mb::store::oss::OssStore;
+use mb::store::oss::{Credentials, Endpoint, RetryPolicy};
 use mb::store::{is_not_found, ByteRange, OssTuning, PutOptions, Store};
 
 use crate::support::{oss_server, temp_dir};

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use mb::oss::sign::{canonical_resource, signature, string_to_sign};
+use mb::store::oss::sign::{canonical_resource, signature, string_to_sign};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

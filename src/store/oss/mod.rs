@@ -1,4 +1,8 @@
-//! The OSS backend: a [`Store`] over [`crate::oss::Client`], on its own runtime.
+//! The OSS backend: a [`Store`] over [`Client`], on its own runtime.
+//!
+//! Everything OSS-specific lives in this room: the HTTP [`client`], request
+//! [`sign`]ing, error answers ([`error`]), the [`retry`] policy and the
+//! multipart [`parts`] schedule. The store trait above knows none of it.
 //!
 //! Put: the caller's thread reads stdin one part at a time (computing the
 //! CRC-64 as it goes) while up to `parallel` parts upload on the runtime; a
@@ -15,14 +19,40 @@ use bytes::Bytes;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
+pub mod client;
+pub mod error;
+pub mod parts;
+pub mod retry;
+pub mod sign;
+
+pub use client::{Client, Endpoint};
+pub use error::OssError;
+pub use parts::PartSchedule;
+pub use retry::RetryPolicy;
+pub use sign::Credentials;
+
+use self::client::{content_range_total, response_meta, ResponseMeta};
+use self::parts::MAX_PARTS;
 use super::{
-    exists_error, read_full, validate_key, ByteRange, GetObject, ListPage, NotFound, ObjectMeta, OssTuning, PutOptions,
-    PutResult, Store,
+    exists_error, read_full, validate_key, ByteRange, GetObject, ListPage, NotFound, ObjectMeta, PutOptions, PutResult,
+    Store,
 };
 use crate::crc64::Crc64;
-use crate::oss::client::{content_range_total, response_meta, Client, ResponseMeta};
-use crate::oss::parts::{PartSchedule, MAX_PARTS};
-use crate::oss::{Credentials, Endpoint, OssError, RetryPolicy};
+
+/// Multipart tuning of the OSS backend.
+#[derive(Clone, Debug)]
+pub struct OssTuning {
+    /// First part size (grows per [`PartSchedule`]).
+    pub part_size: u64,
+    /// Parts in flight.
+    pub parallel: usize,
+}
+
+impl Default for OssTuning {
+    fn default() -> Self {
+        Self { part_size: parts::DEFAULT_PART, parallel: 4 }
+    }
+}
 
 /// At most this many bytes of parts in flight: with big parts (late in a
 /// huge stream) fewer upload at once, so memory stays near this bound.
@@ -248,7 +278,7 @@ impl Store for OssStore {
                 .headers()
                 .get("last-modified")
                 .and_then(|v| v.to_str().ok())
-                .and_then(crate::oss::client::http_date_to_rfc3339),
+                .and_then(client::http_date_to_rfc3339),
         };
         let reader = OssReader {
             rt: self.rt.clone(),

@@ -1,7 +1,7 @@
 //! The OSS HTTP client: addressing, signing, retries, and one method per API
 //! call the store needs (objects, multipart, listing).
 //!
-//! Async on reqwest; [`crate::store::oss::OssStore`] drives it from sync code
+//! Async on reqwest; [`super::OssStore`] drives it from sync code
 //! on its own runtime. Every request is retried per [`RetryPolicy`]; bodies
 //! are `Bytes` so a retry resends the same buffer without copying it.
 
