@@ -7,6 +7,7 @@ mod apply;
 mod dump;
 mod incremental;
 mod oss_conformance;
+mod oss_credentials;
 mod oss_stages;
 mod pack;
 mod roundtrip;

@@ -118,7 +118,14 @@ impl Credentials {
                 provider(Box::new(AssumeRoleWithOidcCredentialProvider::new())),
             ));
         }
-        sources.push(("~/.alibabacloud/credentials", provider(Box::new(CredentialsFileCredentialProvider::new()))));
+        // Alibaba's CLI and Go SDK write ~/.alibabacloud/credentials; the other
+        // SDKs read credentials.ini (reqsign's default paths, or
+        // ALIBABA_CLOUD_CREDENTIALS_FILE).
+        if env("ALIBABA_CLOUD_CREDENTIALS_FILE").is_none() {
+            let file = CredentialsFileCredentialProvider::new().with_credentials_file("~/.alibabacloud/credentials");
+            sources.push(("~/.alibabacloud/credentials", provider(Box::new(file))));
+        }
+        sources.push(("credentials.ini", provider(Box::new(CredentialsFileCredentialProvider::new()))));
         sources.push(("~/.aliyun/config.json", provider(Box::new(ConfigFileCredentialProvider::new()))));
         if env("ALIBABA_CLOUD_CREDENTIALS_URI").is_some() {
             sources

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cred_servers;
 pub mod data;
 pub mod mongod;
 pub mod oss_server;
