@@ -129,7 +129,7 @@ fn alibaba_cloud_env_keys_and_sts_tokens_reach_a_v4_only_server() {
     get.args(["--key", "env/sts"]);
     let output = run_with_input(&mut get, b"");
     assert_fails_with(&output, 1, "InvalidSecurityToken");
-    no_secrets(&output, &key_secrets(&[sts.clone()]));
+    no_secrets(&output, &key_secrets(std::slice::from_ref(&sts)));
 
     let expired =
         Key { id: "STS.old".into(), expires: Some(SystemTime::now() - Duration::from_secs(1)), ..sts.clone() };
