@@ -8,6 +8,7 @@ mod dump;
 mod incremental;
 mod oss_conformance;
 mod oss_credentials;
+mod oss_done;
 mod oss_sdk;
 mod oss_stages;
 mod pack;
