@@ -168,7 +168,7 @@ impl Credentials {
             match found {
                 Ok(Some(cred)) if cred.is_valid_at(reqsign_core::time::Timestamp::now()) => {
                     if cache.as_ref().map(|(_, n)| *n) != Some(*name) {
-                        crate::info!("credentials from {name}; signature {}", self.inner.version);
+                        crate::debug!("credentials from {name}; signature {}", self.inner.version);
                     }
                     *cache = Some((cred.clone(), name));
                     return Ok(cred);
