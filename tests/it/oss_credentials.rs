@@ -283,6 +283,14 @@ fn region_and_signature_version_are_checked() {
     assert_ok(&output);
     assert!(stderr_of(&output).contains("signature V1"), "{}", stderr_of(&output));
     assert_eq!(server.object(BUCKET, "r/v1").unwrap().data.as_slice(), b"signed V1");
+    let config = home.path().join("v1.conf");
+    std::fs::write(&config, "signature_version = 1\n").unwrap();
+    let mut c = bare(&server, "mb-oss-get", home.path());
+    keys(&mut c);
+    c.args(["-v", "--config", config.to_str().unwrap(), "--key", "r/v1"]);
+    let output = run_with_input(&mut c, b"");
+    assert_eq!(output.stdout, b"signed V1");
+    assert!(stderr_of(&output).contains("signature V1"), "{}", stderr_of(&output));
     server.set_v4_only(true);
     let mut c = bare(&server, "mb-oss-get", home.path());
     keys(&mut c);

@@ -197,14 +197,16 @@ impl Credentials {
 
 /// reqsign's errors, on one line and without their debug noise.
 fn one_line(err: &reqsign_core::Error) -> String {
-    let mut text = err.to_string();
+    let mut parts = vec![err.to_string().trim_end_matches([':', ' ']).to_string()];
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let text = s.to_string();
+        if !text.trim().is_empty() && !parts.iter().any(|p| p.contains(text.trim())) {
+            parts.push(text.trim().to_string());
+        }
         source = s.source();
     }
-    text.replace('\n', " ")
+    parts.join(": ").replace('\n', " ")
 }
 
 /// reqsign's HTTP calls (STS, metadata, credentials URI) on our reqwest.
