@@ -95,7 +95,9 @@ impl Credentials {
     /// The whole chain (see the module doc), signing with `version`.
     pub fn chain(explicit: ExplicitKeys, version: SignatureVersion) -> Credentials {
         let mut sources: Vec<(&'static str, Source)> = Vec::new();
-        let config_keys = match (explicit.id.clone(), explicit.secret.filter(|s| !s.is_empty())) {
+        // A secret in the config may pair with an id from env, as before the chain.
+        let config_id = explicit.id.clone().or_else(|| env("OSS_ACCESS_KEY_ID"));
+        let config_keys = match (config_id, explicit.secret.filter(|s| !s.is_empty())) {
             (Some(id), Some(secret)) => Some(fixed(id, secret, explicit.token)),
             _ => None,
         };
