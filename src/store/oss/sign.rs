@@ -294,6 +294,46 @@ mod tests {
         assert_eq!(signature("sk", &sts), "vkQmfuUDyi1uDi3bKt67oemssIs=");
     }
 
+    /// The published V4 vector through the entry point the client calls.
+    #[test]
+    fn sign_produces_the_published_v4_authorization() {
+        let cred = reqsign_aliyun_oss::Credential {
+            access_key_id: "ak".into(),
+            access_key_secret: "sk".into(),
+            security_token: None,
+            expires_in: None,
+        };
+        let query: Vec<(String, Option<String>)> = [
+            ("param1", "value1"),
+            ("+param1", "value3"),
+            ("|param1", "value4"),
+            ("+param2", ""),
+            ("|param2", ""),
+            ("param2", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect();
+        let mut headers: Vec<(String, String)> = [
+            ("x-oss-head1", "value"),
+            ("abc", "value"),
+            ("ZAbc", "value"),
+            ("XYZ", "value"),
+            ("content-type", "text/plain"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let request = Unsigned { method: "PUT", bucket: "bucket", key: "1234+-/123/1.txt", query: &query };
+        let v4 = SignatureVersion::V4 { region: "cn-hangzhou".into() };
+        sign(&v4, &cred, 1702743657, &request, &mut headers);
+        let authorization = headers.iter().find(|(n, _)| n == "Authorization").map(|(_, v)| v.as_str());
+        assert_eq!(
+            authorization,
+            Some("OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request,Signature=e21d18daa82167720f9b1047ae7e7f1ce7cb77a31e8203a7d5f4624fa0284afe")
+        );
+    }
+
     #[test]
     fn sign_adds_what_each_version_needs() {
         let cred = reqsign_aliyun_oss::Credential {
