@@ -295,7 +295,9 @@ fn region_and_signature_version_are_checked() {
     let mut c = bare(&server, "mb-oss-get", home.path());
     keys(&mut c);
     c.args(["--signature-version", "1", "--key", "r/v1"]);
-    assert_fails_with(&run_with_input(&mut c, b""), 1, "AccessDenied");
+    let output = run_with_input(&mut c, b"");
+    assert_fails_with(&output, 1, "AccessDenied");
+    assert!(stderr_of(&output).contains("drop --signature-version 1"), "{}", stderr_of(&output));
     let mut c = bare(&server, "mb-oss-get", home.path());
     keys(&mut c);
     c.args(["--key", "r/v1"]);

@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use super::credentials::Credentials;
 use super::error::{escape, xml_blocks, xml_text, OssError};
 use super::retry::RetryPolicy;
-use super::sign::{sign, Unsigned};
+use super::sign::{sign, SignatureVersion, Unsigned};
 use crate::store::ObjectMeta;
 
 /// Where OSS is: scheme, host (with port) and the addressing style.
@@ -313,6 +313,11 @@ impl Client {
         if let Some(server_sts) = &err.string_to_sign {
             // Never holds the secret; useful to debug a signer, noise otherwise.
             crate::debug!("server StringToSign: {server_sts:?}; ours: {sts:?}");
+        }
+        if err.code == "AccessDenied" && *self.creds.version() == SignatureVersion::V1 {
+            // New accounts and buckets refuse V1 with a bare AccessDenied.
+            return Err(anyhow::Error::from(err)
+                .context("signed with V1, which new OSS accounts and buckets refuse: drop --signature-version 1"));
         }
         Err(err.into())
     }
