@@ -273,7 +273,9 @@ fn region_and_signature_version_are_checked() {
     let mut c = bare(&server, "mb-oss-put", home.path());
     keys(&mut c);
     c.args(["--region", "cn-beijing", "--key", "r/x"]);
-    assert_fails_with(&run_with_input(&mut c, b"x"), 1, "Invalid signing region");
+    let output = run_with_input(&mut c, b"x");
+    assert_fails_with(&output, 1, "Invalid signing region");
+    assert!(stderr_of(&output).contains("signed for region cn-beijing"), "{}", stderr_of(&output));
 
     // V1 when asked for, until the bucket is V4-only.
     let mut c = bare(&server, "mb-oss-put", home.path());

@@ -314,6 +314,12 @@ impl Client {
             // Never holds the secret; useful to debug a signer, noise otherwise.
             crate::debug!("server StringToSign: {server_sts:?}; ours: {sts:?}");
         }
+        if let (SignatureVersion::V4 { region }, true) = (self.creds.version(), err.message.contains("signing region"))
+        {
+            let hint =
+                format!("signed for region {region}: give the bucket's region with --region, OSS_REGION or `region`");
+            return Err(anyhow::Error::from(err).context(hint));
+        }
         if err.code == "AccessDenied" && *self.creds.version() == SignatureVersion::V1 {
             // New accounts and buckets refuse V1 with a bare AccessDenied.
             return Err(anyhow::Error::from(err)
