@@ -24,10 +24,10 @@
 //!         --list <prefix>        Print one {"key","size","etag","last_modified"}
 //!                                line per object under <prefix>, every page.
 //!
-//! Where: --endpoint, --bucket, --access-key-id, --config, --store-dir,
-//! --path-style, --attempts, --timeout as for mb-oss-put (same env variables:
-//! OSS_ENDPOINT, OSS_BUCKET, OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET,
-//! OSS_SESSION_TOKEN, MB_STORE_DIR).
+//! Where: --endpoint, --bucket, --region, --signature-version, --access-key-id,
+//! --config, --store-dir, --path-style, --attempts, --timeout as for mb-oss-put
+//! (same env variables: OSS_ENDPOINT, OSS_BUCKET, OSS_REGION, MB_STORE_DIR, and
+//! the same credential chain).
 //!
 //! Exit status: 0 success; 1 failure (network, credentials, missing bucket or
 //! key); 2 usage; 3 the bytes read fail the length or CRC-64 check.

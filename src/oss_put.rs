@@ -35,11 +35,18 @@
 //!         --endpoint <host>      [env: OSS_ENDPOINT] e.g. oss-cn-hangzhou.aliyuncs.com;
 //!                                https unless given as http://...
 //!         --bucket <name>        [env: OSS_BUCKET]
-//!         --access-key-id <id>   [env: OSS_ACCESS_KEY_ID]
-//!                                The secret comes only from env OSS_ACCESS_KEY_SECRET
-//!                                or the config file, never a flag. STS: env
-//!                                OSS_SESSION_TOKEN.
-//!         --config <file>        Keys endpoint, accessKeyId, accessKeySecret, bucket.
+//!         --region <region>      [env: OSS_REGION] e.g. cn-hangzhou, for V4 signatures;
+//!                                derived from oss-<region>[-internal].aliyuncs.com.
+//!         --signature-version <1|4>  4 (default) or 1 (old accounts, OSS-compatible
+//!                                stores).
+//!         --access-key-id <id>   The id of a key pair whose secret is in --config or
+//!                                env OSS_ACCESS_KEY_SECRET, never a flag. Otherwise
+//!                                keys come from the chain: config, OSS_ACCESS_KEY_*,
+//!                                ALIBABA_CLOUD_*, RRSA/OIDC, ~/.alibabacloud/credentials,
+//!                                ~/.aliyun/config.json, ALIBABA_CLOUD_CREDENTIALS_URI,
+//!                                the ECS RAM role (README: OSS credentials).
+//!         --config <file>        Keys endpoint, region, signature_version, bucket,
+//!                                accessKeyId, accessKeySecret, securityToken.
 //!         --store-dir <dir>      [env: MB_STORE_DIR] Store in <dir>/<bucket>/<key>
 //!                                instead (temp file, fsync, rename).
 //!         --path-style           http(s)://endpoint/bucket/key addressing (automatic

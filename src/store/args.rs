@@ -1,12 +1,14 @@
 //! The store flags both OSS stages take, and opening the store they name.
 //!
-//! Precedence: flag > env > config file. The secret is never a flag.
+//! Precedence: flag > env > config file. The secret is never a flag; the
+//! credential chain is in [`super::oss::credentials`].
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::oss::{Credentials, Endpoint, OssStore, OssTuning, RetryPolicy};
+use super::oss::credentials::ExplicitKeys;
+use super::oss::{Credentials, Endpoint, OssStore, OssTuning, RetryPolicy, SignatureVersion};
 use super::{local, validate_bucket, Store};
 use crate::config::Config;
 
@@ -19,9 +21,15 @@ pub struct StoreArgs {
     /// Bucket (a subdirectory with --store-dir)
     #[arg(long, env = "OSS_BUCKET", value_name = "NAME")]
     pub bucket: Option<String>,
-    /// AccessKeyId (the secret only from env OSS_ACCESS_KEY_SECRET or --config)
-    #[arg(long, env = "OSS_ACCESS_KEY_ID", value_name = "ID")]
+    /// AccessKeyId (the secret only from env or --config; see the credential chain)
+    #[arg(long, value_name = "ID")]
     pub access_key_id: Option<String>,
+    /// Region of the bucket for V4 signatures, e.g. cn-hangzhou (derived from standard endpoints)
+    #[arg(long, env = "OSS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+    /// Signature version: 4 (default) or 1 (old accounts, OSS-compatible stores)
+    #[arg(long, value_name = "1|4", value_parser = ["1", "4"])]
+    pub signature_version: Option<String>,
     /// Config file with endpoint, accessKeyId, accessKeySecret, bucket
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -55,25 +63,83 @@ impl StoreArgs {
         }
         let endpoint = self.endpoint.clone().or_else(|| from_config("endpoint")).context("no endpoint: give --endpoint, env OSS_ENDPOINT, or `endpoint` in --config (or --store-dir for a local directory)")?;
         let endpoint = Endpoint::parse(&endpoint, self.path_style)?;
-        let id = self
-            .access_key_id
-            .clone()
-            .or_else(|| from_config("accessKeyId"))
-            .context("no AccessKeyId: set env OSS_ACCESS_KEY_ID or `accessKeyId` in --config")?;
-        let secret = non_empty_env("OSS_ACCESS_KEY_SECRET").or_else(|| from_config("accessKeySecret")).context(
-            "no AccessKeySecret: set env OSS_ACCESS_KEY_SECRET or `accessKeySecret` in --config (never a flag)",
-        )?;
-        let token = non_empty_env("OSS_SESSION_TOKEN").or_else(|| from_config("securityToken"));
+        let version = self.signature_version(&endpoint, &from_config)?;
+        let explicit = ExplicitKeys {
+            id: self.access_key_id.clone().or_else(|| from_config("accessKeyId")),
+            secret: from_config("accessKeySecret"),
+            token: from_config("securityToken"),
+        };
+        let creds = Credentials::chain(explicit, version);
         let retry = RetryPolicy {
             max_attempts: self.attempts,
             idle_timeout: std::time::Duration::from_secs(self.timeout),
             ..RetryPolicy::default()
         };
-        let store = OssStore::new(endpoint, Credentials::new(id, secret, token), &bucket, retry, tuning)?;
+        let store = OssStore::new(endpoint, creds, &bucket, retry, tuning)?;
         Ok(Box::new(store))
     }
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+impl StoreArgs {
+    /// V4 with the region from --region / env / config, or from a standard
+    /// endpoint; V1 if asked for. No region for V4 is a usage error.
+    fn signature_version(
+        &self,
+        endpoint: &Endpoint,
+        from_config: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SignatureVersion> {
+        let asked = self.signature_version.clone().or_else(|| from_config("signature_version"));
+        match asked.as_deref().map(str::trim) {
+            None | Some("4") | Some("v4") | Some("V4") => {}
+            Some("1") | Some("v1") | Some("V1") => return Ok(SignatureVersion::V1),
+            Some(other) => return Err(usage(format!("signature_version {other:?}: expected 1 or 4"))),
+        }
+        let region = self.region.clone().or_else(|| from_config("region")).filter(|r| !r.trim().is_empty());
+        let region = match region {
+            Some(region) => region.trim().trim_start_matches("oss-").to_string(),
+            None => region_of_endpoint(&endpoint.host).ok_or_else(|| {
+                usage(format!(
+                    "no region for V4 signatures at endpoint {}: give --region (e.g. cn-hangzhou), env OSS_REGION, or `region` in --config (or --signature-version 1)",
+                    endpoint.host
+                ))
+            })?,
+        };
+        Ok(SignatureVersion::V4 { region })
+    }
+}
+
+/// `cn-hangzhou` from `oss-cn-hangzhou.aliyuncs.com` or
+/// `oss-cn-hangzhou-internal.aliyuncs.com`; `None` for other hosts
+/// (`oss-accelerate.aliyuncs.com` serves every region).
+pub fn region_of_endpoint(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    let name = host.strip_suffix(".aliyuncs.com")?;
+    let name = name.rsplit('.').next()?;
+    let region = name.strip_prefix("oss-")?;
+    let region = region.strip_suffix("-internal").unwrap_or(region);
+    if region.is_empty() || region.starts_with("accelerate") || !region.contains('-') {
+        return None;
+    }
+    Some(region.to_string())
+}
+
+fn usage(message: String) -> anyhow::Error {
+    crate::cli::Failure { code: crate::cli::EXIT_USAGE, message }.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_from_standard_endpoints() {
+        assert_eq!(region_of_endpoint("oss-cn-hangzhou.aliyuncs.com").as_deref(), Some("cn-hangzhou"));
+        assert_eq!(region_of_endpoint("oss-cn-hangzhou-internal.aliyuncs.com").as_deref(), Some("cn-hangzhou"));
+        assert_eq!(region_of_endpoint("bucket.oss-ap-southeast-1.aliyuncs.com").as_deref(), Some("ap-southeast-1"));
+        assert_eq!(region_of_endpoint("OSS-US-WEST-1.ALIYUNCS.COM").as_deref(), Some("us-west-1"));
+        assert_eq!(region_of_endpoint("oss-accelerate.aliyuncs.com"), None);
+        assert_eq!(region_of_endpoint("oss-accelerate-overseas.aliyuncs.com"), None);
+        assert_eq!(region_of_endpoint("127.0.0.1:9000"), None);
+        assert_eq!(region_of_endpoint("minio.example.com"), None);
+    }
 }

@@ -7,7 +7,7 @@ use mb::cli::{exit_code_of, EXIT_CONFLICT};
 use mb::store::local::LocalStore;
 use mb::store::memory::MemoryStore;
 use mb::store::oss::OssStore;
-use mb::store::oss::{Credentials, Endpoint, RetryPolicy};
+use mb::store::oss::{Credentials, Endpoint, RetryPolicy, SignatureVersion};
 use mb::store::{is_not_found, ByteRange, OssTuning, PutOptions, Store};
 
 use crate::support::{oss_server, temp_dir};
@@ -151,7 +151,8 @@ fn oss_backend_conforms() {
     let server = oss_server::start();
     server.create_bucket("bucket");
     let endpoint = Endpoint::parse(&server.endpoint(), false).unwrap();
-    let creds = Credentials::new(server.access_key_id(), server.secret(), None);
+    let v4 = SignatureVersion::V4 { region: "cn-hangzhou".into() };
+    let creds = Credentials::fixed(&server.access_key_id(), &server.secret(), None, v4);
     let tuning = OssTuning { part_size: 100 << 10, parallel: 3 };
     let store = OssStore::new(endpoint, creds, "bucket", RetryPolicy::default(), tuning).unwrap();
     conformance(&store, 350_000);

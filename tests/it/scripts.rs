@@ -48,7 +48,7 @@ impl Setup {
         std::fs::write(
             &setup.config,
             format!(
-                "{config}is_upload_to_oss = 1\nendpoint = {}\nbucket = {bucket}\naccessKeyId = {}\naccessKeySecret = {secret}\n",
+                "{config}is_upload_to_oss = 1\nendpoint = {}\nregion = cn-hangzhou\nbucket = {bucket}\naccessKeyId = {}\naccessKeySecret = {secret}\n",
                 oss.endpoint(),
                 oss.access_key_id()
             ),

@@ -13,9 +13,10 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 
+use super::credentials::Credentials;
 use super::error::{escape, xml_blocks, xml_text, OssError};
 use super::retry::RetryPolicy;
-use super::sign::{canonical_resource, string_to_sign, Credentials};
+use super::sign::{sign, SignatureVersion, Unsigned};
 use crate::store::ObjectMeta;
 
 /// Where OSS is: scheme, host (with port) and the addressing style.
@@ -276,28 +277,22 @@ impl Client {
     }
 
     async fn send_once(&self, call: &Call<'_>, url: &str, md5: Option<&str>) -> Result<reqwest::Response> {
-        let date = httpdate::fmt_http_date(SystemTime::now());
         let mut headers = call.headers.clone();
-        if let Some(token) = &self.creds.security_token {
-            headers.push(("x-oss-security-token".into(), token.clone()));
-        }
-        let query: Vec<(String, Option<String>)> = call.query.clone();
-        let resource = canonical_resource(call.bucket, call.key, &query);
-        let sts =
-            string_to_sign(call.method.as_str(), md5.unwrap_or(""), call.content_type, &date, &headers, &resource);
-        let mut request = self
-            .http
-            .request(call.method.clone(), url)
-            .header("Date", &date)
-            .header("Authorization", self.creds.authorization(&sts));
-        for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
         if let Some(md5) = md5 {
-            request = request.header("Content-MD5", md5);
+            headers.push(("Content-MD5".into(), md5.to_string()));
         }
         if !call.content_type.is_empty() {
-            request = request.header("Content-Type", call.content_type);
+            headers.push(("Content-Type".into(), call.content_type.to_string()));
+        }
+        // Asked per request: temporary credentials are refreshed before they expire.
+        let cred = self.creds.current().await?;
+        let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let unsigned =
+            Unsigned { method: call.method.as_str(), bucket: call.bucket, key: call.key, query: &call.query };
+        let sts = sign(self.creds.version(), &cred, now, &unsigned, &mut headers);
+        let mut request = self.http.request(call.method.clone(), url);
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         if call.method == Method::PUT || call.method == Method::POST {
             request = request.timeout(self.retry.request_timeout(call.body.len() as u64)).body(call.body.clone());
@@ -318,6 +313,17 @@ impl Client {
         if let Some(server_sts) = &err.string_to_sign {
             // Never holds the secret; useful to debug a signer, noise otherwise.
             crate::debug!("server StringToSign: {server_sts:?}; ours: {sts:?}");
+        }
+        if let (SignatureVersion::V4 { region }, true) = (self.creds.version(), err.message.contains("signing region"))
+        {
+            let hint =
+                format!("signed for region {region}: give the bucket's region with --region, OSS_REGION or `region`");
+            return Err(anyhow::Error::from(err).context(hint));
+        }
+        if err.code == "AccessDenied" && *self.creds.version() == SignatureVersion::V1 {
+            // New accounts and buckets refuse V1 with a bare AccessDenied.
+            return Err(anyhow::Error::from(err)
+                .context("signed with V1, which new OSS accounts and buckets refuse: drop --signature-version 1"));
         }
         Err(err.into())
     }

@@ -20,16 +20,19 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
 pub mod client;
+pub mod credentials;
 pub mod error;
 pub mod parts;
 pub mod retry;
 pub mod sign;
+pub mod sign_v4;
 
 pub use client::{Client, Endpoint};
+pub use credentials::Credentials;
 pub use error::OssError;
 pub use parts::PartSchedule;
 pub use retry::RetryPolicy;
-pub use sign::Credentials;
+pub use sign::SignatureVersion;
 
 use self::client::{content_range_total, response_meta, ResponseMeta};
 use self::parts::MAX_PARTS;

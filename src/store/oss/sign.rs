@@ -1,12 +1,14 @@
-//! OSS V1 request signing (HMAC-SHA1), shared by the client and the test server.
+//! OSS request signing: [`sign`] picks V4 ([`super::sign_v4`]) or the legacy
+//! V1 (HMAC-SHA1, below).
 //!
+//! V1
 //! StringToSign = `VERB\nContent-MD5\nContent-Type\nDate\n` + the `x-oss-*`
 //! headers (lower-case, sorted, `name:value\n`) + the canonicalized resource
 //! `/bucket/key?signed-subresources`. Listing parameters are not signed.
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
+use reqsign_core::hash::base64_hmac_sha1;
+
+use super::sign_v4 as v4;
 
 /// Query parameters that are part of the canonicalized resource (sorted when
 /// signing). Anything else in the query (`prefix`, `marker`, `max-keys`,
@@ -69,53 +71,93 @@ pub const SIGNED_SUBRESOURCES: &[&str] = &[
     "x-oss-process",
 ];
 
-/// Access key pair and optional STS token. The secret never leaves this
-/// struct except into the HMAC: `Debug` redacts it and nothing prints it.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The AccessKeyId (not secret; shown in messages).
-    pub access_key_id: String,
-    access_key_secret: String,
-    /// STS security token, sent as `x-oss-security-token`.
-    pub security_token: Option<String>,
+/// Which signature scheme requests use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignatureVersion {
+    /// Legacy HMAC-SHA1 (`OSS <id>:<sig>`): old accounts and OSS-compatible stores.
+    V1,
+    /// `OSS4-HMAC-SHA256`, scoped to a region such as `cn-hangzhou`.
+    V4 {
+        /// The region of the bucket (`cn-hangzhou`, not `oss-cn-hangzhou`).
+        region: String,
+    },
 }
 
-impl std::fmt::Debug for Credentials {
+impl std::fmt::Display for SignatureVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("access_key_secret", &"<redacted>")
-            .field("security_token", &self.security_token.as_ref().map(|_| "<redacted>"))
-            .finish()
+        match self {
+            SignatureVersion::V1 => write!(f, "V1"),
+            SignatureVersion::V4 { region } => write!(f, "V4 (region {region})"),
+        }
     }
 }
 
-impl Credentials {
-    /// A key pair, with an STS token if there is one.
-    pub fn new(
-        access_key_id: impl Into<String>,
-        access_key_secret: impl Into<String>,
-        security_token: Option<String>,
-    ) -> Self {
-        Self { access_key_id: access_key_id.into(), access_key_secret: access_key_secret.into(), security_token }
-    }
+/// One request to sign: what it addresses and the headers it will carry.
+pub struct Unsigned<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Bucket (empty for service calls).
+    pub bucket: &'a str,
+    /// Object key (empty for bucket calls).
+    pub key: &'a str,
+    /// Decoded query parameters.
+    pub query: &'a [(String, Option<String>)],
+}
 
-    /// `OSS <AccessKeyId>:<signature>` for a StringToSign.
-    pub fn authorization(&self, string_to_sign: &str) -> String {
-        format!("OSS {}:{}", self.access_key_id, signature(&self.access_key_secret, string_to_sign))
+/// Signs a request at Unix time `now`: adds the date, `x-oss-content-sha256`
+/// (V4), the STS token and `Authorization` to `headers`. Returns the
+/// StringToSign (never holds a secret), to compare with the server's.
+pub fn sign(
+    version: &SignatureVersion,
+    cred: &reqsign_aliyun_oss::Credential,
+    now: i64,
+    request: &Unsigned<'_>,
+    headers: &mut Vec<(String, String)>,
+) -> String {
+    if let Some(token) = cred.security_token.as_deref().filter(|t| !t.is_empty()) {
+        headers.push(("x-oss-security-token".into(), token.to_string()));
     }
-
-    /// Whether `text` contains the secret (tests and a last guard on messages).
-    pub fn leaks_into(&self, text: &str) -> bool {
-        !self.access_key_secret.is_empty() && text.contains(&self.access_key_secret)
+    let find = |headers: &[(String, String)], name: &str| {
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    match version {
+        SignatureVersion::V1 => {
+            let date =
+                httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.max(0) as u64));
+            headers.push(("Date".into(), date.clone()));
+            let resource = canonical_resource(request.bucket, request.key, request.query);
+            let sts = string_to_sign(
+                request.method,
+                &find(headers, "content-md5"),
+                &find(headers, "content-type"),
+                &date,
+                headers,
+                &resource,
+            );
+            headers.push((
+                "Authorization".into(),
+                format!("OSS {}:{}", cred.access_key_id, signature(&cred.access_key_secret, &sts)),
+            ));
+            sts
+        }
+        SignatureVersion::V4 { region } => {
+            let datetime = v4::iso8601(now);
+            let date = &datetime[..8];
+            headers.push(("x-oss-date".into(), datetime.clone()));
+            headers.push(("x-oss-content-sha256".into(), v4::UNSIGNED_PAYLOAD.into()));
+            let canonical =
+                v4::canonical_request(request.method, request.bucket, request.key, request.query, headers, &[]);
+            let sts = v4::string_to_sign(&datetime, region, &canonical);
+            let sig = v4::signature(&cred.access_key_secret, date, region, &sts);
+            headers.push(("Authorization".into(), v4::authorization(&cred.access_key_id, date, region, &[], &sig)));
+            sts
+        }
     }
 }
 
 /// base64(HMAC-SHA1(secret, string_to_sign)).
 pub fn signature(secret: &str, string_to_sign: &str) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(string_to_sign.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    base64_hmac_sha1(secret.as_bytes(), string_to_sign.as_bytes())
 }
 
 /// The canonicalized resource: `/bucket/key` (key raw, not URL-encoded), or
@@ -199,8 +241,7 @@ mod tests {
             sts,
             "PUT\neB5eJF1ptWaXm4bijSPyxw==\ntext/html\nWed, 28 Dec 2022 10:27:41 GMT\nx-oss-date:Wed, 28 Dec 2022 10:27:41 GMT\nx-oss-meta-author:alice\nx-oss-meta-magic:abracadabra\n/examplebucket/nelson"
         );
-        let creds = Credentials::new("ak", "sk", None);
-        assert_eq!(creds.authorization(&sts), "OSS ak:kSHKmLxlyEAKtZPkJhG9bZb5k7M=");
+        assert_eq!(signature("sk", &sts), "kSHKmLxlyEAKtZPkJhG9bZb5k7M=");
     }
 
     /// Same source, `test_auth_header_2`: a signed sub-resource (`?acl`).
@@ -243,11 +284,74 @@ mod tests {
         assert_eq!(canonical_resource("b", "k", &query), "/b/k?partNumber=3&uploadId=U1");
     }
 
+    /// Go SDK v2 `TestV1AuthHeader` case 3: unknown parameters are not signed.
     #[test]
-    fn debug_redacts_the_secret() {
-        let creds = Credentials::new("id", "very-secret", Some("tok".into()));
-        let text = format!("{creds:?}");
-        assert!(!text.contains("very-secret") && !text.contains("tok\""));
-        assert!(creds.leaks_into("x very-secret y"));
+    fn published_example_unsigned_parameter() {
+        let date = "Wed, 28 Dec 2022 10:27:41 GMT";
+        let hdrs = vec![("x-oss-date".to_string(), date.to_string())];
+        let query = [("resourceGroup".to_string(), None), ("non-resousce".to_string(), Some("null".to_string()))];
+        let sts = string_to_sign("GET", "", "", date, &hdrs, &canonical_resource("examplebucket", "", &query));
+        assert_eq!(signature("sk", &sts), "vkQmfuUDyi1uDi3bKt67oemssIs=");
+    }
+
+    /// The published V4 vector through the entry point the client calls.
+    #[test]
+    fn sign_produces_the_published_v4_authorization() {
+        let cred = reqsign_aliyun_oss::Credential {
+            access_key_id: "ak".into(),
+            access_key_secret: "sk".into(),
+            security_token: None,
+            expires_in: None,
+        };
+        let query: Vec<(String, Option<String>)> = [
+            ("param1", "value1"),
+            ("+param1", "value3"),
+            ("|param1", "value4"),
+            ("+param2", ""),
+            ("|param2", ""),
+            ("param2", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect();
+        let mut headers: Vec<(String, String)> = [
+            ("x-oss-head1", "value"),
+            ("abc", "value"),
+            ("ZAbc", "value"),
+            ("XYZ", "value"),
+            ("content-type", "text/plain"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let request = Unsigned { method: "PUT", bucket: "bucket", key: "1234+-/123/1.txt", query: &query };
+        let v4 = SignatureVersion::V4 { region: "cn-hangzhou".into() };
+        sign(&v4, &cred, 1702743657, &request, &mut headers);
+        let authorization = headers.iter().find(|(n, _)| n == "Authorization").map(|(_, v)| v.as_str());
+        assert_eq!(
+            authorization,
+            Some("OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request,Signature=e21d18daa82167720f9b1047ae7e7f1ce7cb77a31e8203a7d5f4624fa0284afe")
+        );
+    }
+
+    #[test]
+    fn sign_adds_what_each_version_needs() {
+        let cred = reqsign_aliyun_oss::Credential {
+            access_key_id: "ak".into(),
+            access_key_secret: "sk".into(),
+            security_token: Some("tok".into()),
+            expires_in: None,
+        };
+        let request = Unsigned { method: "GET", bucket: "b", key: "k", query: &[] };
+        let mut headers = Vec::new();
+        let v4 = SignatureVersion::V4 { region: "cn-hangzhou".into() };
+        let sts = sign(&v4, &cred, 1702743657, &request, &mut headers);
+        assert!(sts.starts_with("OSS4-HMAC-SHA256\n20231216T162057Z\n20231216/cn-hangzhou/oss/aliyun_v4_request\n"));
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-oss-security-token", "x-oss-date", "x-oss-content-sha256", "Authorization"]);
+        let mut headers = Vec::new();
+        let sts = sign(&SignatureVersion::V1, &cred, 1702743657, &request, &mut headers);
+        assert_eq!(sts, "GET\n\n\nSat, 16 Dec 2023 16:20:57 GMT\nx-oss-security-token:tok\n/b/k");
+        assert!(headers.iter().any(|(n, v)| n == "Authorization" && v.starts_with("OSS ak:")));
     }
 }

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod cred_servers;
 pub mod data;
 pub mod mongod;
 pub mod oss_server;
+pub mod sdk;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
-//! The suite's OSS-compatible server: real HTTP/1.1 on 127.0.0.1, V1
-//! signatures checked, objects in memory, and fault switches for tests.
+//! The suite's OSS-compatible server: real HTTP/1.1 on 127.0.0.1, V4 and V1
+//! signatures checked ([`oss_auth`], region `cn-hangzhou` by default, V1 off
+//! with [`OssServer::set_v4_only`]), STS keys, objects in memory, and fault
+//! switches for tests.
 //!
 //! Hand-written HTTP (not a framework) so tests can break things exactly:
 //! reset a connection mid-body, truncate a download, answer 5xx, stall, send
@@ -15,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use mb::store::oss::sign::{canonical_resource, signature, string_to_sign};
+#[path = "oss_auth.rs"]
+pub mod oss_auth;
 use md5::{Digest, Md5};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -113,8 +116,7 @@ struct Upload {
 }
 
 struct State {
-    access_key_id: String,
-    secret: String,
+    auth: oss_auth::Auth,
     buckets: BTreeMap<String, Bucket>,
     uploads: BTreeMap<String, Upload>,
     faults: Vec<Injection>,
@@ -122,6 +124,7 @@ struct State {
     clock_offset: i64,
     requests: Vec<String>,
     next_id: u64,
+    expired_refusals: usize,
 }
 
 /// A running server; stops when dropped.
@@ -143,9 +146,10 @@ impl OssServer {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
+        let key = oss_auth::Key { id: access_key_id.into(), secret: secret.into(), token: None, expires: None };
+        let auth = oss_auth::Auth { keys: vec![key], region: "cn-hangzhou".into(), accept_v1: true };
         let state = Arc::new(Mutex::new(State {
-            access_key_id: access_key_id.to_string(),
-            secret: secret.to_string(),
+            auth,
             buckets: BTreeMap::new(),
             uploads: BTreeMap::new(),
             faults: Vec::new(),
@@ -153,6 +157,7 @@ impl OssServer {
             clock_offset: 0,
             requests: Vec::new(),
             next_id: 1,
+            expired_refusals: 0,
         }));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
@@ -188,12 +193,27 @@ impl OssServer {
 
     /// The AccessKeyId it accepts.
     pub fn access_key_id(&self) -> String {
-        self.lock().access_key_id.clone()
+        self.lock().auth.keys[0].id.clone()
     }
 
     /// The secret it accepts.
     pub fn secret(&self) -> String {
-        self.lock().secret.clone()
+        self.lock().auth.keys[0].secret.clone()
+    }
+
+    /// The region V4 signatures must name (default `cn-hangzhou`).
+    pub fn set_region(&self, region: &str) {
+        self.lock().auth.region = region.to_string();
+    }
+
+    /// Refuse V1 signatures (403 AccessDenied), as new buckets do.
+    pub fn set_v4_only(&self, v4_only: bool) {
+        self.lock().auth.accept_v1 = !v4_only;
+    }
+
+    /// A handle that adds accepted keys (STS issuers use it).
+    pub fn key_ring(&self) -> KeyRing {
+        KeyRing { state: self.state.clone() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -261,6 +281,24 @@ impl OssServer {
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
+    }
+}
+
+/// Adds keys to a running server (held by the loopback STS/metadata servers).
+#[derive(Clone)]
+pub struct KeyRing {
+    state: Arc<Mutex<State>>,
+}
+
+impl KeyRing {
+    /// Accept `key` from now on (until it expires, for STS keys).
+    pub fn add(&self, key: oss_auth::Key) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).auth.keys.push(key);
+    }
+
+    /// Requests refused because their STS token had expired.
+    pub fn expired_refusals(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).expired_refusals
     }
 }
 
@@ -633,54 +671,28 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn authenticate(state: &State, request: &Request) -> Result<(), Response> {
-    let Some(auth) = request.header("authorization") else {
-        return Err(error(403, "AccessDenied", "You are forbidden to access this resource (anonymous).", ""));
-    };
-    let Some((id, given)) = auth.strip_prefix("OSS ").and_then(|a| a.split_once(':')) else {
-        return Err(error(400, "InvalidArgument", "Authorization header is invalid.", ""));
-    };
-    if id != state.access_key_id {
-        return Err(error(
-            403,
-            "InvalidAccessKeyId",
-            "The OSS Access Key Id you provided does not exist in our records.",
-            "",
-        ));
-    }
-    let date = request.header("date").unwrap_or("");
-    let Ok(when) = httpdate::parse_http_date(date) else {
-        return Err(error(403, "AccessDenied", "OSS authentication requires a valid Date.", ""));
-    };
+fn authenticate(state: &mut State, request: &Request) -> Result<(), Response> {
     let now = SystemTime::now();
     let now = if state.clock_offset >= 0 {
         now + Duration::from_secs(state.clock_offset as u64)
     } else {
         now - Duration::from_secs((-state.clock_offset) as u64)
     };
-    let skew = now.duration_since(when).or_else(|_| when.duration_since(now)).unwrap_or_default();
-    if skew > Duration::from_secs(15 * 60) {
-        return Err(error(
-            403,
-            "RequestTimeTooSkewed",
-            "The difference between the request time and the current time is too large.",
-            "",
-        ));
-    }
-    let resource = canonical_resource(&request.bucket, &request.key, &request.query);
-    let sts = string_to_sign(
-        &request.method,
-        request.header("content-md5").unwrap_or(""),
-        request.header("content-type").unwrap_or(""),
-        date,
-        &request.headers,
-        &resource,
-    );
-    if signature(&state.secret, &sts) != given {
-        let extra = format!("\n  <SignatureProvided>{}</SignatureProvided>\n  <StringToSign>{}</StringToSign>\n  <OSSAccessKeyId>{}</OSSAccessKeyId>", escape(given), escape(&sts), escape(id));
-        return Err(error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.", &extra));
-    }
-    Ok(())
+    let signed = oss_auth::Signed {
+        method: &request.method,
+        bucket: &request.bucket,
+        key: &request.key,
+        query: &request.query,
+        headers: &request.headers,
+    };
+    oss_auth::check(&state.auth, now, &signed).map_err(|denied| {
+        if denied.message.contains("expired") {
+            state.expired_refusals += 1;
+        }
+        let extra: String =
+            denied.extra.iter().map(|(name, value)| format!("\n  <{name}>{}</{name}>", escape(value))).collect();
+        error(denied.status, denied.code, &denied.message, &extra)
+    })
 }
 
 fn check_md5(request: &Request, digests: &Digests) -> Result<(), Response> {
