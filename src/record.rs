@@ -86,7 +86,9 @@ impl FromStr for Ts {
 pub fn parse_rfc3339(s: &str) -> Result<i64> {
     let bad = || anyhow::anyhow!("bad time {s:?}: expected RFC 3339 like 2026-11-24T03:15:00Z, or seconds,ordinal");
     let b = s.as_bytes();
-    if b.len() < 20
+    // Only ASCII from here on, so every byte index below is a char boundary.
+    if !s.is_ascii()
+        || b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
         || !matches!(b[10], b'T' | b't' | b' ')
@@ -95,7 +97,9 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
     {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| -> Result<i64> { s.get(r).and_then(|x| x.parse().ok()).ok_or_else(bad) };
+    let num = |r: std::ops::Range<usize>| -> Result<i64> {
+        s.get(r).filter(|x| x.bytes().all(|b| b.is_ascii_digit())).and_then(|x| x.parse().ok()).ok_or_else(bad)
+    };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
@@ -112,8 +116,9 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
     let offset = match rest {
         "Z" | "z" => 0,
         _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
+            let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit()).then(|| x.parse::<i64>().ok()).flatten();
+            let h = digits(&rest[1..3]).ok_or_else(bad)?;
+            let m = digits(&rest[4..6]).ok_or_else(bad)?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             sign * (h * 3600 + m * 60)
         }
@@ -359,6 +364,52 @@ mod tests {
             assert_eq!(parse_rfc3339(&format_rfc3339(secs)).unwrap(), secs);
         }
         assert_eq!(format_rfc3339(1_795_490_100), "2026-11-24T03:15:00Z");
+    }
+
+    /// Odd inputs of every shape, built from pieces and by mutating valid
+    /// times: the parsers may refuse them, never panic.
+    #[test]
+    fn odd_times_are_refused_never_a_panic() {
+        let valid = ["2026-11-24T05:15:00.25+02:00", "2026-11-24T03:15:00Z", "1700000000,3", r#"{"t":5,"i":6}"#];
+        let odd =
+            ["é", "€", "😀", "\u{0}", " ", "+", "-", ":", ",", ".", "T", "Z", "9", "{", "\"", "\u{7f}", "\u{301}"];
+        let mut inputs: Vec<String> = Vec::new();
+        for text in valid {
+            for (at, _) in text.char_indices().chain([(text.len(), ' ')]) {
+                inputs.push(text[..at].to_string());
+                // Each piece in place of 0 to 3 characters.
+                for piece in odd {
+                    for replaced in 0..=3 {
+                        let rest: String = text[at..].chars().skip(replaced).collect();
+                        inputs.push(format!("{}{piece}{rest}", &text[..at]));
+                    }
+                }
+            }
+        }
+        let mut x: u32 = 2_463_534_242;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            for _ in 0..(x % 32) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                text.push_str(odd[x as usize % odd.len()]);
+            }
+            inputs.push(text);
+        }
+        for input in &inputs {
+            let parsed = input.parse::<Ts>();
+            let _ = parse_rfc3339(input);
+            if !input.is_ascii() {
+                assert!(parsed.is_err(), "{input:?} parsed as {parsed:?}");
+            }
+        }
+        assert!(parse_rfc3339("2026-11-24T03:15:00+0é:00").is_err());
+        assert!(parse_rfc3339("2026-11-24T03:15:00+01:é").is_err());
+        assert!(parse_rfc3339("2026-11-24T-3:15:00Z").is_err());
     }
 
     #[test]
