@@ -229,6 +229,10 @@ pub struct CollectionEntry {
     pub crc64: u64,
     /// How many `.bson.NNNNNN` chunk entries carry it.
     pub chunks: u64,
+    /// CRC-64/XZ of its `.metadata.json` entry (options, indexes); absent
+    /// only in streams written before it existed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub metadata_crc64: Option<u64>,
 }
 
 /// The oplog part of a manifest.
