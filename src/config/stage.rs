@@ -6,6 +6,7 @@
 //! Usage: mb-config get CONFIG KEY[=DEFAULT]...     values of config keys, one a line
 //!        mb-config prefix CONFIG                    the chain's key prefix (db_name joined by +, or all)
 //!        mb-config field RECORD NAME...             fields of a one-record JSON file, one a line
+//!        mb-config field --each FILE NAME...        the same for every line of a JSON-lines file
 //!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
 //!                  [--dry-run] [--write-config FILE]
 //!
@@ -63,6 +64,9 @@ enum Command {
     },
     /// Fields of a one-record JSON file (`-`: stdin), one a line.
     Field {
+        /// The file holds one record a line (mb-oss-get --list): fields of each.
+        #[arg(long)]
+        each: bool,
         /// The record file.
         record: PathBuf,
         /// Field names.
@@ -108,7 +112,25 @@ pub fn run() -> Result<()> {
                 .collect::<Result<Vec<_>>>()?
         }
         Command::Prefix { config } => vec![key_prefix(&Config::load(&config)?.databases())],
-        Command::Field { record, names } => fields(&record, &names)?,
+        Command::Field { each: false, record, names } => {
+            let what = record.display().to_string();
+            fields(&crate::record::read_json(crate::cli::open_input(Some(&record))?, &what)?, &names)
+        }
+        Command::Field { each: true, record, names } => {
+            let mut lines = Vec::new();
+            for (number, line) in
+                std::io::BufRead::lines(std::io::BufReader::new(crate::cli::open_input(Some(&record))?)).enumerate()
+            {
+                let line = line.with_context(|| format!("reading {}", record.display()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let value = serde_json::from_str(&line)
+                    .with_context(|| format!("{} line {} is not a JSON record", record.display(), number + 1))?;
+                lines.extend(fields(&value, &names));
+            }
+            lines
+        }
         Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
             let path = config;
             let config = Config::load(&path)?;
@@ -129,17 +151,15 @@ fn usage(message: String) -> anyhow::Error {
     Failure { code: EXIT_USAGE, message }.into()
 }
 
-fn fields(path: &Path, names: &[String]) -> Result<Vec<String>> {
-    let what = path.display().to_string();
-    let value: serde_json::Value = crate::record::read_json(crate::cli::open_input(Some(path))?, &what)?;
-    Ok(names
+fn fields(value: &serde_json::Value, names: &[String]) -> Vec<String> {
+    names
         .iter()
         .map(|name| match value.get(name) {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
         })
-        .collect())
+        .collect()
 }
 
 /// What the user asked mb-restore for.
