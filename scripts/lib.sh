@@ -30,12 +30,14 @@ find_bin_dir() {
 
 # lines VAR COMMAND...: COMMAND's stdout, one array element per line, into
 # VAR. A failing COMMAND ends the script with its status (its own error line
-# is already on stderr).
+# is already on stderr). The `.` keeps trailing empty lines from being cut
+# by the command substitution (`wait` on a process substitution is racy).
 lines() {
     local -n _lines_into=$1
+    local _lines_out
     shift
-    mapfile -t _lines_into < <("$@")
-    wait "$!" || exit
+    _lines_out=$("$@" && echo .) || exit
+    mapfile -t _lines_into < <(printf '%s' "${_lines_out%.}")
 }
 
 # is_off VALUE: whether a config flag is off (0, false, no, off).

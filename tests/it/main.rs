@@ -10,4 +10,5 @@ mod oss_conformance;
 mod oss_stages;
 mod pack;
 mod roundtrip;
+mod restore_cases;
 mod scripts;

@@ -37,6 +37,7 @@ impl Setup {
             ),
         )
         .unwrap();
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         Setup { _dir: dir, config, root, bin_dir: bin_dir() }
     }
 
@@ -58,8 +59,13 @@ impl Setup {
     }
 
     fn script(&self, name: &str) -> Command {
+        self.script_with(name, &self.config)
+    }
+
+    /// `scripts/NAME CONFIG` with another config file.
+    pub fn script_with(&self, name: &str, config: &Path) -> Command {
         let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name));
-        cmd.arg(&self.config).env("MB_BIN_DIR", &self.bin_dir).env_remove("MB_MONGO_URI");
+        cmd.arg(config).env("MB_BIN_DIR", &self.bin_dir).env_remove("MB_MONGO_URI");
         cmd
     }
 
@@ -117,7 +123,7 @@ pub fn restore_fresh(setup: &Setup, target: &Mongod, db: &str, extra: &[&str]) -
 
 /// A bin dir where `stage` is replaced by `wrapper` (a bash script body that
 /// may call "$real" "$@") and every other stage is the real one.
-fn bin_dir_with(stage: &str, wrapper: &str) -> tempfile::TempDir {
+pub fn bin_dir_with(stage: &str, wrapper: &str) -> tempfile::TempDir {
     let dir = temp_dir();
     for name in
         ["mb-oplog-range", "mb-dump", "mb-pack", "mb-oss-put", "mb-oss-get", "mb-oss-rm", "mb-apply", "mb-config"]
