@@ -9,6 +9,6 @@ mod incremental;
 mod oss_conformance;
 mod oss_stages;
 mod pack;
-mod roundtrip;
 mod restore_cases;
+mod roundtrip;
 mod scripts;

@@ -29,8 +29,10 @@ fn write_config(setup: &Setup, name: &str, text: &str) -> std::path::PathBuf {
 /// Replaces `db_name` in the setup's config.
 fn set_db_name(setup: &Setup, db_name: &str) {
     let text = std::fs::read_to_string(&setup.config).unwrap();
-    let text: String =
-        text.lines().map(|l| if l.starts_with("db_name") { format!("db_name = {db_name}\n") } else { format!("{l}\n") }).collect();
+    let text: String = text
+        .lines()
+        .map(|l| if l.starts_with("db_name") { format!("db_name = {db_name}\n") } else { format!("{l}\n") })
+        .collect();
     std::fs::write(&setup.config, text).unwrap();
 }
 
@@ -108,7 +110,8 @@ fn restore_target_is_explicit_and_dropping_the_source_is_confirmed() {
     // The seed's restore config: db_host is the target; its keys act as
     // --cycle, --drop and --download-dir.
     let client = target.client();
-    block_on(async { client.database(db).collection::<Document>("items").insert_one(doc! {"_id": 999}).await }).unwrap();
+    block_on(async { client.database(db).collection::<Document>("items").insert_one(doc! {"_id": 999}).await })
+        .unwrap();
     let cycle = setup.state().cycle;
     let download = setup.root.with_file_name("seed-download");
     let seed = write_config(
