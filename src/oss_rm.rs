@@ -47,7 +47,7 @@ pub struct Args {
     /// Object key to delete (repeatable)
     #[arg(long, value_name = "KEY", required = true)]
     pub key: Vec<String>,
-    /// Delete a key only if it has no commit marker (<key>.done)
+    /// Delete a key only if it has no commit marker (`KEY.done`)
     #[arg(long)]
     pub if_unmarked: bool,
     #[command(flatten)]
