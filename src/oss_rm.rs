@@ -11,9 +11,10 @@
 //! mistake cannot reach another chain's objects. Deleting a missing key is
 //! not an error.
 //!
-//! --if-unmarked deletes a key only if it has no commit marker (<key>.done):
-//! an object without one was never committed (a failed or killed run stored
-//! it), so it is never restored and may go; a committed object is kept.
+//! --if-unmarked deletes a key only if it exists and has no commit marker
+//! (<key>.done): an object without one was never committed (a failed or
+//! killed run stored it), so it is never restored and may go; a committed
+//! object is kept. A missing key costs one HEAD request and no DELETE.
 //! mb-backup uses this to remove what a failing run stored, and before it
 //! stores under a key a killed run left behind.
 //!
@@ -74,18 +75,28 @@ pub fn run() -> Result<()> {
     }
     let store = args.store.open(OssTuning::default())?;
     for key in &args.key {
-        let marked = args.if_unmarked
-            && store
-                .head(&format!("{key}{MARKER_SUFFIX}"))
-                .with_context(|| format!("looking for the commit marker of {key:?} in {}", store.location()))?
-                .is_some();
-        if marked {
-            crate::info!("kept {key}: it has a commit marker");
+        let head = |key: &str| {
+            store.head(key).with_context(|| format!("looking for {key:?} in {}", store.location())).map(|m| m.is_some())
+        };
+        // --if-unmarked runs before every backup's put: a missing key costs
+        // one HEAD and no DELETE (a put-only credential still works).
+        let keep = if !args.if_unmarked {
+            None
+        } else if !head(key)? {
+            Some("it does not exist")
+        } else if head(&format!("{key}{MARKER_SUFFIX}"))? {
+            Some("it has a commit marker")
         } else {
-            store.delete(key).with_context(|| format!("deleting {key:?} from {}", store.location()))?;
-            crate::info!("deleted {key} from {}", store.location());
+            None
+        };
+        match keep {
+            Some(why) => crate::debug!("kept {key}: {why}"),
+            None => {
+                store.delete(key).with_context(|| format!("deleting {key:?} from {}", store.location()))?;
+                crate::info!("deleted {key} from {}", store.location());
+            }
         }
-        println!("{}", serde_json::to_string(&RmLine { key, deleted: !marked })?);
+        println!("{}", serde_json::to_string(&RmLine { key, deleted: keep.is_none() })?);
     }
     Ok(())
 }

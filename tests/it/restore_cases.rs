@@ -370,3 +370,47 @@ fn the_log_keeps_the_whole_reason_and_a_corrupt_download_is_removed() {
     let name = Path::new(&object).file_name().unwrap();
     assert!(!download.join(name).exists(), "the corrupt download is gone");
 }
+
+/// Item 9's stage: mb-oss-rm deletes only under its prefix and, with
+/// --if-unmarked, only objects without a commit marker.
+#[test]
+fn oss_rm_stays_under_its_prefix_and_keeps_committed_objects() {
+    let dir = temp_dir();
+    let put = |key: &str| {
+        let output = run_with_input(
+            stage("mb-oss-put").args(["-q", "--bucket", "bucket-b", "--key", key]).arg("--store-dir").arg(dir.path()),
+            b"bytes",
+        );
+        assert_ok(&output);
+    };
+    for key in ["shop/c/000000-full.tar.gz", "shop/c/000000-full.tar.gz.done", "shop/c/000001-oplog.tar.gz", "other/x"]
+    {
+        put(key);
+    }
+    let rm = |args: &[&str]| {
+        stage("mb-oss-rm").args(["--bucket", "bucket-b", "--store-dir"]).arg(dir.path()).args(args).output().unwrap()
+    };
+    let outside = rm(&["--prefix", "shop/", "--key", "shop/c/000001-oplog.tar.gz", "--key", "other/x"]);
+    assert_fails_with(&outside, 2, "not under --prefix");
+    let object = |key: &str| dir.path().join("bucket-b").join(key);
+    assert!(object("shop/c/000001-oplog.tar.gz").exists() && object("other/x").exists(), "nothing deleted");
+
+    let unmarked = rm(&[
+        "--prefix",
+        "shop/",
+        "--if-unmarked",
+        "--key",
+        "shop/c/000000-full.tar.gz",
+        "--key",
+        "shop/c/000001-oplog.tar.gz",
+        "--key",
+        "shop/c/missing",
+    ]);
+    assert_ok(&unmarked);
+    assert!(object("shop/c/000000-full.tar.gz").exists(), "a committed object stays");
+    assert!(!object("shop/c/000001-oplog.tar.gz").exists(), "an uncommitted one goes");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&unmarked.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let deleted: Vec<bool> = lines.iter().map(|l| l["deleted"].as_bool().unwrap()).collect();
+    assert_eq!(deleted, [false, true, false]);
+}
