@@ -74,6 +74,14 @@ fn several_databases_and_a_plus_in_a_name_list_and_restore() {
             assert_eq!(target.db_hash(db).1, source.db_hash(db).1, "{db_name}: {db} restored");
         }
     }
+    // The same through OSS, where the prefix goes into a listing query.
+    let oss = crate::support::oss_server::start();
+    oss.create_bucket("db-backup");
+    let setup = Setup::with_oss(source, "rc_a+b", &oss, "db-backup", &oss.secret());
+    assert_ok(&setup.backup());
+    let list = setup.restore(&["--list"]);
+    assert_ok(&list);
+    assert!(String::from_utf8_lossy(&list.stdout).starts_with("rc_a+b/"), "{}", stderr_of(&list));
 }
 
 /// Item 5: a backup config is never a silent target; dropping on the source
