@@ -153,7 +153,7 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
     }
     let kind = range.as_ref().map_or(Kind::Full, |r| r.kind);
     if kind == Kind::Full {
-        check_databases_exist(client, &databases, &conn.hosts).await?;
+        check_databases_exist(client, &databases, &conn.hosts, args.users_and_roles).await?;
     }
     let created = record::now_rfc3339();
 
@@ -267,13 +267,21 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// A misspelled db_name would otherwise store an empty backup every run.
-async fn check_databases_exist(client: &Client, databases: &[String], hosts: &str) -> Result<()> {
+/// A misspelled db_name would otherwise store an empty backup every run. A
+/// database without collections is not listed; with --users-and-roles, one
+/// that defines users or roles still counts.
+async fn check_databases_exist(client: &Client, databases: &[String], hosts: &str, users: bool) -> Result<()> {
     if databases.is_empty() {
         return Ok(());
     }
     let existing = client.list_database_names().await.context("listing databases")?;
-    let missing: Vec<&str> = databases.iter().filter(|db| !existing.contains(db)).map(String::as_str).collect();
+    let mut missing: Vec<&str> = Vec::new();
+    for db in databases.iter().filter(|db| !existing.contains(db)) {
+        if users && defines_users_or_roles(&client.database(db)).await? {
+            continue;
+        }
+        missing.push(db);
+    }
     if !missing.is_empty() {
         bail!(
             "no database {} on {hosts} (check db_name or --db): refusing to store an empty backup",
@@ -281,6 +289,17 @@ async fn check_databases_exist(client: &Client, databases: &[String], hosts: &st
         );
     }
     Ok(())
+}
+
+async fn defines_users_or_roles(db: &Database) -> Result<bool> {
+    for (command, field) in [("usersInfo", "users"), ("rolesInfo", "roles")] {
+        let reply =
+            db.run_command(doc! {command: 1}).await.with_context(|| format!("asking {command} of {}", db.name()))?;
+        if reply.get_array(field).is_ok_and(|list| !list.is_empty()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn describe(databases: &[String]) -> String {
