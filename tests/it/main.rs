@@ -12,3 +12,4 @@ mod pack;
 mod restore_cases;
 mod roundtrip;
 mod scripts;
+mod stage_cases;
