@@ -17,14 +17,15 @@
 //! others may read it.
 //!
 //! restore-target decides where mb-restore writes, and prints five lines: the
-//! mb-apply target flag (--config or --uri, empty for --dry-run), its value,
+//! mb-apply target flag (--config or --uri; empty for --dry-run, or when the
+//! target is $MB_MONGO_URI, which mb-apply reads itself), its value,
 //! drop (1 or 0), the cycle and the download directory the config asks for.
 //!   - A restore config of the seed's scripts (it has one of the keys
 //!     last_circle_backup_dir_name, is_drop_old_restore, has_download_to_local,
 //!     restore_local_temp_path): its db_host is the target, and those keys
 //!     act as --cycle, --drop and --download-dir (restore_local_temp_path when
 //!     has_download_to_local=1).
-//!   - A backup config: the target is --uri, else the restore_db_host,
+//!   - A backup config: the target is --uri (or $MB_MONGO_URI), else the restore_db_host,
 //!     restore_db_port, restore_db_user, restore_db_passwd keys (written as a
 //!     0600 config to --write-config FILE); its db_host, the backup source, is
 //!     never a target by default. Dropping on the source itself needs
@@ -134,7 +135,8 @@ pub fn run() -> Result<()> {
         Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
             let path = config;
             let config = Config::load(&path)?;
-            let asked = Asked { uri, drop, yes_drop_the_source, dry_run };
+            let env_uri = std::env::var("MB_MONGO_URI").ok().filter(|u| !u.is_empty());
+            let asked = Asked { uri, env_uri, drop, yes_drop_the_source, dry_run };
             restore_target(&path, &config, &asked, write_config.as_deref())?
         }
     };
@@ -165,7 +167,11 @@ fn fields(value: &serde_json::Value, names: &[String]) -> Vec<String> {
 /// What the user asked mb-restore for.
 #[derive(Debug, Default)]
 pub(crate) struct Asked {
+    /// `--uri` on the command line.
     pub(crate) uri: Option<String>,
+    /// `MB_MONGO_URI`: mb-apply reads it itself, so it is never put on a
+    /// command line (it may hold a password).
+    pub(crate) env_uri: Option<String>,
     pub(crate) drop: bool,
     pub(crate) yes_drop_the_source: bool,
     pub(crate) dry_run: bool,
@@ -198,6 +204,8 @@ pub(crate) fn restore_target(
         (String::new(), String::new(), None)
     } else if let Some(uri) = &asked.uri {
         ("--uri".to_string(), uri.clone(), Some(uri_hosts(uri)))
+    } else if let Some(uri) = &asked.env_uri {
+        (String::new(), String::new(), Some(uri_hosts(uri)))
     } else if is_restore_config {
         ("--config".to_string(), path.display().to_string(), None)
     } else if let Some(host) = config.get("restore_db_host") {
@@ -296,6 +304,10 @@ mod tests {
         assert_eq!(crate::cli::exit_code_of(&target(backup, &to_source).unwrap_err()), EXIT_USAGE);
         let confirmed = Asked { yes_drop_the_source: true, ..to_source };
         assert!(target(backup, &confirmed).is_ok());
+        let from_env = Asked { env_uri: Some("mongodb://u:secret@10.0.0.6/".into()), ..Default::default() };
+        assert_eq!(target(backup, &from_env).unwrap()[..2], ["", ""], "never on a command line");
+        let env_on_source = Asked { env_uri: Some("mongodb://10.0.0.5/".into()), drop: true, ..Default::default() };
+        assert!(target(backup, &env_on_source).is_err());
         let keyed = format!("{backup}restore_db_host = 10.0.0.7\n");
         assert_eq!(target(&keyed, &Asked::default()).unwrap()[0], "--config");
         assert_eq!(target(backup, &Asked { dry_run: true, ..Default::default() }).unwrap()[0], "");
