@@ -101,6 +101,8 @@ fn restore_target_is_explicit_and_dropping_the_source_is_confirmed() {
     assert_fails_with(&silent, 2, "no restore target");
     let on_source = setup.restore(&["--uri", &source.uri(), "--drop"]);
     assert_fails_with(&on_source, 2, "--yes-drop-the-source");
+    let passed_through = setup.restore(&["--uri", &source.uri(), "--", "--drop"]);
+    assert_fails_with(&passed_through, 2, "--yes-drop-the-source");
     assert_eq!(source.db_hash(db), source_hash, "the source is untouched");
     assert_ok(&setup.restore(&["--uri", &source.uri(), "--drop", "--yes-drop-the-source"]));
     assert_eq!(source.db_hash(db).1, source_hash.1);
