@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# Shared by mb-backup, mb-restore and demo: finding the binaries, reading
-# non-secret config keys, and the store flags. Secrets are never read here:
-# the stages read them from the config file themselves.
+# Shared by mb-backup and mb-restore: finding the binaries, reading what the
+# scripts need, and the store flags. Bash never parses the config file or a
+# JSON record: mb-config does, and prints one value a line, read here with
+# mapfile (never eval). Secrets are never read here: the stages read them from
+# the config file themselves.
 
 prog=${prog:-mb}
 
@@ -26,29 +28,30 @@ find_bin_dir() {
     fi
 }
 
-# conf FILE KEY [DEFAULT]: the last value of KEY in an INI-style config.
-conf() {
-    local value
-    value=$(sed -n -E "s/^[[:space:]]*$2[[:space:]]*[=:][[:space:]]*//p" "$1" | tail -n 1 | sed -E 's/[[:space:]]+$//')
-    value=${value#\"}
-    value=${value%\"}
-    value=${value#\'}
-    value=${value%\'}
-    echo "${value:-${3:-}}"
+# lines VAR COMMAND...: COMMAND's stdout, one array element per line, into
+# VAR. A failing COMMAND ends the script with its status (its own error line
+# is already on stderr). The `.` keeps trailing empty lines from being cut
+# by the command substitution (`wait` on a process substitution is racy).
+lines() {
+    local -n _lines_into=$1
+    local _lines_out
+    shift
+    _lines_out=$("$@" && echo .) || exit
+    mapfile -t _lines_into < <(printf '%s' "${_lines_out%.}")
 }
 
-# json_field FILE NAME: a string or number field of a one-line JSON record.
-json_field() {
-    sed -n -E "s/.*\"$2\":\"?([^\",}]*)\"?.*/\1/p" "$1" | head -n 1
+# is_off VALUE: whether a config flag is off (0, false, no, off).
+is_off() {
+    [[ ${1,,} == @(0|false|no|off) ]]
 }
 
-# store_args CONFIG ROOT: the mb-oss-put/get flags for where backups live:
-# OSS from the config (is_upload_to_oss=1, the default), or a local directory
-# store under ROOT/store (is_upload_to_oss=0).
+# store_args CONFIG UPLOAD BUCKET ROOT: the mb-oss-put/get/rm flags for
+# where backups live: OSS from the config (is_upload_to_oss=1, the default),
+# or a local directory store under ROOT/store (is_upload_to_oss=0).
 store_args() {
-    local config=$1 root=$2
-    if [[ $(conf "$config" is_upload_to_oss 1) == 0 ]]; then
-        printf '%s\n' --store-dir "$root/store" --bucket "$(conf "$config" bucket backups)"
+    local config=$1 upload=$2 bucket=$3 root=$4
+    if is_off "$upload"; then
+        printf '%s\n' --store-dir "$root/store" --bucket "$bucket"
     else
         printf '%s\n' --config "$config"
     fi

@@ -24,7 +24,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::Client;
 use serde::Serialize;
@@ -92,7 +92,7 @@ const MAX_CHUNK: u64 = 256 << 20;
 #[derive(Debug)]
 enum Event {
     Header(Header),
-    Metadata { db: String, coll: String, metadata: Document },
+    Metadata { db: String, coll: String, metadata: Document, crc: u64 },
     Chunk { db: String, coll: String, seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
     Oplog { seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
     Manifest(Manifest),
@@ -125,10 +125,21 @@ pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
     if args.parallel == 0 {
-        bail!("--parallel must be at least 1");
+        return Err(usage("--parallel must be at least 1"));
     }
-    let until = args.until.as_deref().map(parse_until).transpose()?;
-    let ns_map = NsMap::new(&args.ns_include, &args.ns_exclude, &args.ns_from, &args.ns_to)?;
+    if args.oplog_batch == 0 {
+        return Err(usage("--oplog-batch must be at least 1"));
+    }
+    if args.ns_from.len() != args.ns_to.len() {
+        return Err(usage(format!(
+            "--ns-from and --ns-to go in pairs: {} --ns-from, {} --ns-to",
+            args.ns_from.len(),
+            args.ns_to.len()
+        )));
+    }
+    let until = args.until.as_deref().map(parse_until).transpose().map_err(|e| usage(crate::cli::one_line(&e)))?;
+    let ns_map = NsMap::new(&args.ns_include, &args.ns_exclude, &args.ns_from, &args.ns_to)
+        .map_err(|e| usage(crate::cli::one_line(&e)))?;
     let input = crate::cli::open_input(args.input.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let record = runtime.block_on(async {
@@ -143,6 +154,11 @@ pub fn run() -> Result<()> {
     })?;
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
+}
+
+/// A usage error (exit 2).
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    crate::cli::Failure { code: crate::cli::EXIT_USAGE, message: message.into() }.into()
 }
 
 /// `--until`: `t,i` is exact; a time means the end of that second.
@@ -214,11 +230,19 @@ fn read_entry<R: Read>(entry: &mut tar::Entry<R>, path: &str) -> Result<Event> {
             Event::Manifest(serde_json::from_value(json(&data)?).map_err(|e| integrity(format!("bad manifest: {e}")))?)
         }
         EntryName::Metadata { db, coll } => {
+            // Checked before it is used: a changed index name or option must
+            // not reach the target.
+            let actual = crate::crc64::checksum(&data);
+            if let Some(expected) = crc.filter(|&expected| expected != actual) {
+                return Err(integrity(format!(
+                    "CRC-64 mismatch: the metadata says {expected}, its bytes give {actual}"
+                )));
+            }
             let metadata = match Bson::try_from(json(&data)?) {
                 Ok(Bson::Document(d)) => d,
                 _ => return Err(integrity("metadata is not an Extended JSON document")),
             };
-            Event::Metadata { db, coll, metadata }
+            Event::Metadata { db, coll, metadata, crc: actual }
         }
         EntryName::Chunk { .. } | EntryName::Oplog { .. } => {
             let (Some(expected_crc), Some(expected_docs)) = (crc, docs) else {
@@ -259,6 +283,8 @@ struct Tally {
     /// Combined from the chunks' CRCs, which the reader already computed.
     crc: u64,
     chunks: u64,
+    /// CRC-64 of the collection's metadata entry.
+    metadata_crc: Option<u64>,
 }
 
 impl Tally {
@@ -388,7 +414,7 @@ async fn apply(
                     data_done: false,
                 });
             }
-            Event::Metadata { db, coll, metadata } => {
+            Event::Metadata { db, coll, metadata, crc } => {
                 let current =
                     archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
                 let source = format!("{db}.{coll}");
@@ -402,7 +428,7 @@ async fn apply(
                 current
                     .targets
                     .insert(source.clone(), mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata)));
-                current.tallies.entry(source).or_default();
+                current.tallies.entry(source).or_default().metadata_crc = Some(crc);
                 let Some(mapped) = mapped else { continue };
                 record.collections += 1;
                 match &mut target {
@@ -478,16 +504,18 @@ async fn apply(
                                 break;
                             }
                         }
-                        (None, Target::Dir(dir)) => {
+                        (None, target) => {
+                            // --to-dir and --dry-run: count what a restore would apply.
                             let ts = crate::oplog::entry_ts(raw)?;
                             if until.is_some_and(|u| ts > u) {
                                 stopped = true;
                                 break;
                             }
-                            dir.append_oplog(document)?;
-                        }
-                        _ => {
-                            crate::oplog::entry_ts(raw)?;
+                            if let Target::Dir(dir) = target {
+                                dir.append_oplog(document)?;
+                            }
+                            record.oplog.entries += 1;
+                            record.oplog.last = Some(ts);
                         }
                     }
                 }
@@ -594,6 +622,15 @@ fn check_manifest(archive: &Archive, manifest: &Manifest) -> Result<()> {
             return Err(integrity(format!("{ns} is in the stream but not in its manifest")));
         };
         tally.check(ns, entry.docs, entry.bytes, entry.crc64, entry.chunks)?;
+        match (entry.metadata_crc64, tally.metadata_crc) {
+            (Some(expected), Some(read)) if expected != read => {
+                return Err(integrity(format!(
+                    "{ns}: its metadata does not match the manifest: CRC-64 {read}, manifest says {expected}"
+                )))
+            }
+            (Some(_), None) => return Err(integrity(format!("{ns}: the manifest lists metadata the stream lacks"))),
+            _ => {}
+        }
     }
     for ns in listed.keys() {
         if !archive.tallies.contains_key(ns) {
@@ -837,6 +874,17 @@ impl DirTarget {
         }
         if let Some(oplog) = &mut self.oplog {
             oplog.flush().context("writing oplog.bson")?;
+            oplog.get_ref().sync_all().context("syncing oplog.bson")?;
+        }
+        // The new entries' names are durable only once their directories are.
+        let mut dirs: Vec<PathBuf> = vec![self.root.clone()];
+        if let Ok(listing) = std::fs::read_dir(&self.root) {
+            dirs.extend(listing.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        for dir in dirs {
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("syncing {}", dir.display()))?;
         }
         Ok(())
     }

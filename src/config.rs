@@ -6,7 +6,14 @@
 //! so users of the old Python scripts can bring theirs. The syntax is INI-like:
 //! `key = value` or `key: value` lines, `#` and `;` comments, optional quotes;
 //! `[section]` headers are accepted and ignored. Secrets live here (mode 0600),
-//! never on a command line.
+//! never on a command line: loading a file that holds one (`db_passwd`,
+//! `accessKeySecret`, `restore_db_passwd`) and that group or others may read
+//! prints a warning, as ssh does for its keys.
+//!
+//! The scripts never parse this file themselves: `mb-config` ([`stage`])
+//! prints what they need, one value a line.
+
+pub mod stage;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +30,34 @@ impl Config {
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("in config {}", path.display()))
+        let config = Config::parse(&text).with_context(|| format!("in config {}", path.display()))?;
+        config.warn_if_exposed(path);
+        Ok(config)
+    }
+
+    /// Warns when the file holds a secret and group or others may read it.
+    /// The scripts check once (`mb-config`) and set `MB_CONFIG_CHECKED` to the
+    /// path, so a run's stages do not repeat the warning.
+    fn warn_if_exposed(&self, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        if std::env::var_os("MB_CONFIG_CHECKED").is_some_and(|checked| checked == path.as_os_str()) {
+            return;
+        }
+        let Some(secret) = SECRET_KEYS.iter().find(|key| self.get(key).is_some()) else { return };
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            crate::warn!(
+                "config {} holds {secret} but is readable by others (mode {mode:04o}): chmod 600 {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+
+    /// The databases backed up (`db_name`, comma-separated); empty: all.
+    pub fn databases(&self) -> Vec<String> {
+        split_databases(self.get("db_name").unwrap_or(""))
     }
 
     /// Parses config text.
@@ -71,6 +105,23 @@ impl Config {
     }
 }
 
+/// Keys whose value is a secret.
+pub const SECRET_KEYS: [&str; 3] = ["db_passwd", "accessKeySecret", "restore_db_passwd"];
+
+/// Database names from a comma-separated list, trimmed, empty ones dropped.
+pub fn split_databases(names: &str) -> Vec<String> {
+    names.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// The key prefix of a chain's objects: the databases joined by `+`, or `all`.
+pub fn key_prefix(databases: &[String]) -> String {
+    if databases.is_empty() {
+        "all".into()
+    } else {
+        databases.join("+")
+    }
+}
+
 fn unquote(value: &str) -> &str {
     for quote in ['"', '\''] {
         if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
@@ -101,6 +152,14 @@ mod tests {
         assert_eq!(config.flag("is_inc_backup").unwrap(), Some(true));
         assert_eq!(config.get("bucket"), None);
         assert!(config.require("bucket").is_err());
+    }
+
+    #[test]
+    fn databases_and_prefix() {
+        let config = Config::parse("db_name = che, other,\n").unwrap();
+        assert_eq!(config.databases(), ["che", "other"]);
+        assert_eq!(key_prefix(&config.databases()), "che+other");
+        assert_eq!(key_prefix(&[]), "all");
     }
 
     #[test]

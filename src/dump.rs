@@ -74,11 +74,32 @@ pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
     if args.parallel == 0 {
-        bail!("--parallel must be at least 1");
+        return Err(crate::cli::Failure {
+            code: crate::cli::EXIT_USAGE,
+            message: "--parallel must be at least 1".into(),
+        }
+        .into());
     }
-    let out = crate::cli::create_output(args.output.as_deref())?;
+    // -o FILE: a temp file beside it, renamed into place only once the dump
+    // is complete; a failing dump leaves no partial FILE (the temp goes on drop).
+    let (out, temp): (Box<dyn Write + Send>, _) = match args.output.as_deref().filter(|p| !crate::cli::is_std(Some(p)))
+    {
+        None => (crate::cli::create_output(None)?, None),
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let temp = tempfile::Builder::new()
+                .prefix(".mb-dump-")
+                .tempfile_in(dir)
+                .with_context(|| format!("creating a temp file beside {}", path.display()))?;
+            (Box::new(temp.reopen().with_context(|| format!("opening {}", temp.path().display()))?), Some((temp, path)))
+        }
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     let manifest = runtime.block_on(dump(&args, out))?;
+    if let Some((temp, path)) = temp {
+        temp.as_file().sync_all().with_context(|| format!("syncing {}", temp.path().display()))?;
+        temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    }
     if let Some(path) = &args.manifest {
         write_record_file(path, &manifest)?;
     }
@@ -126,11 +147,14 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
     if databases.is_empty() {
         if let Some(range) = &range {
             databases = range.databases.clone();
-        } else if let Some(name) = config.as_ref().and_then(|c| c.get("db_name")) {
-            databases = name.split(',').map(|s| s.trim().to_string()).collect();
+        } else if let Some(config) = &config {
+            databases = config.databases();
         }
     }
     let kind = range.as_ref().map_or(Kind::Full, |r| r.kind);
+    if kind == Kind::Full {
+        check_databases_exist(client, &databases, &conn.hosts, args.users_and_roles).await?;
+    }
     let created = record::now_rfc3339();
 
     let mut header = Header {
@@ -243,6 +267,41 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// A misspelled db_name would otherwise store an empty backup every run. A
+/// database without collections is not listed; with --users-and-roles, one
+/// that defines users or roles still counts.
+async fn check_databases_exist(client: &Client, databases: &[String], hosts: &str, users: bool) -> Result<()> {
+    if databases.is_empty() {
+        return Ok(());
+    }
+    let existing = client.list_database_names().await.context("listing databases")?;
+    let mut missing: Vec<&str> = Vec::new();
+    for db in databases.iter().filter(|db| !existing.contains(db)) {
+        if users && defines_users_or_roles(&client.database(db)).await? {
+            continue;
+        }
+        missing.push(db);
+    }
+    if !missing.is_empty() {
+        bail!(
+            "no database {} on {hosts} (check db_name or --db): refusing to store an empty backup",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn defines_users_or_roles(db: &Database) -> Result<bool> {
+    for (command, field) in [("usersInfo", "users"), ("rolesInfo", "roles")] {
+        let reply =
+            db.run_command(doc! {command: 1}).await.with_context(|| format!("asking {command} of {}", db.name()))?;
+        if reply.get_array(field).is_ok_and(|list| !list.is_empty()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn describe(databases: &[String]) -> String {
     if databases.is_empty() {
         "the whole instance".into()
@@ -352,11 +411,14 @@ async fn dump_collection(
             .await
             .with_context(|| format!("listing indexes of {ns}"))?
     };
-    let metadata = metadata_json(&plan, indexes);
+    let metadata = serde_json::to_vec(&metadata_json(&plan, indexes))?;
+    // Covered like the data: a CRC-64 in a PAX record (checked before the
+    // metadata is used) and in the manifest.
+    let metadata_crc64 = crate::crc64::checksum(&metadata);
     let metadata_entry = Entry {
         path: EntryName::Metadata { db: plan.db.clone(), coll: plan.name.clone() }.path(),
-        data: serde_json::to_vec(&metadata)?,
-        pax: Vec::new(),
+        data: metadata,
+        pax: vec![(crate::stream::PAX_CRC64, metadata_crc64.to_string())],
     };
     send(tx, metadata_entry).await?;
 
@@ -368,6 +430,7 @@ async fn dump_collection(
         bytes: 0,
         crc64: 0,
         chunks: 0,
+        metadata_crc64: Some(metadata_crc64),
     };
     // Timeseries data lives in its buckets collection; views have none.
     let data_collection = match plan.kind.as_str() {

@@ -1,6 +1,6 @@
 //! mb: MongoDB backups to Alibaba Cloud OSS, as small Unix filters.
 //!
-//! Six binaries (`src/bin/mb-*.rs`) each run one step of a backup or restore
+//! Eight binaries (`src/bin/mb-*.rs`) each run one step of a backup or restore
 //! and pass tar streams and JSON records over stdin/stdout. This crate is the
 //! library they share; `docs/FORMAT.md` specifies what flows between them.
 
@@ -34,5 +34,6 @@ pub mod ns;
 pub mod oplog_range;
 pub mod oss_get;
 pub mod oss_put;
+pub mod oss_rm;
 pub mod pack;
 pub mod store;

@@ -48,7 +48,13 @@ impl ConnectArgs {
         let (uri, config_user) = match (&self.uri, &config) {
             (Some(uri), _) => (uri.clone(), None),
             (None, Some(config)) => (uri_from_config(config)?, config.get("db_user").map(str::to_string)),
-            (None, None) => bail!("no server given: pass --uri, set MB_MONGO_URI, or pass --config"),
+            (None, None) => {
+                return Err(crate::cli::Failure {
+                    code: crate::cli::EXIT_USAGE,
+                    message: "no server given: pass --uri, set MB_MONGO_URI, or pass --config".into(),
+                }
+                .into())
+            }
         };
         let mut options = ClientOptions::parse(&uri).await.context("parsing the MongoDB URI")?;
         options.app_name = Some(app.to_string());

@@ -14,7 +14,8 @@
 //!   kind "oplog" otherwise, for (checkpoint, newest entry].
 //! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.gz or
 //! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.gz (timestamps as zero-padded `t_i`), so
-//! a listing sorts into the chain.
+//! a listing sorts into the chain. CYCLE is the cycle's start time to the
+//! microsecond (`20261124T031500.123456Z`): two full backups never share a key.
 //!
 //! --commit writes the new checkpoint after mb-oss-put confirmed the object:
 //! it checks that the manifest covers exactly the range and the put record
@@ -86,21 +87,21 @@ pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
     let config = crate::config::load_optional(args.connect.config.as_deref())?;
-    let mut databases = args.databases.clone();
+    let mut databases = crate::config::split_databases(&args.databases.join(","));
     if databases.is_empty() {
-        if let Some(names) = config.as_ref().and_then(|c| c.get("db_name")) {
-            databases = names.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        }
+        databases = config.as_ref().map(crate::config::Config::databases).unwrap_or_default();
     }
-    let prefix =
-        args.prefix.clone().unwrap_or_else(|| if databases.is_empty() { "all".into() } else { databases.join("+") });
+    let prefix = args.prefix.clone().unwrap_or_else(|| crate::config::key_prefix(&databases));
     if args.commit {
         return commit(&args);
+    }
+    if args.period.is_nan() || args.period < 0.0 {
+        return Err(usage(format!("--period must be a number of days, not {}", args.period)));
     }
     let record = if args.full {
         full_record(&databases, &prefix, "asked for a full backup")
     } else {
-        let state_path = args.state.as_deref().context("--state FILE is needed (or --full)")?;
+        let state_path = args.state.as_deref().ok_or_else(|| usage("--state FILE is needed (or --full)".into()))?;
         let state = read_state(state_path)?;
         tokio::runtime::Runtime::new()?.block_on(decide(&args, state, databases, prefix))?
     };
@@ -119,8 +120,12 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+fn usage(message: String) -> anyhow::Error {
+    crate::cli::Failure { code: crate::cli::EXIT_USAGE, message }.into()
+}
+
 fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord {
-    let cycle = cycle_id(record::now_secs());
+    let cycle = cycle_id(std::time::SystemTime::now());
     RangeRecord {
         format: RANGE_FORMAT.into(),
         kind: Kind::Full,
@@ -134,9 +139,13 @@ fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord 
     }
 }
 
-/// A cycle's name: its start time, so names sort in time order.
-fn cycle_id(secs: i64) -> String {
-    record::format_rfc3339(secs).replace(['-', ':'], "")
+/// A cycle's name: its start time to the microsecond, fixed width
+/// (`20261124T031500.123456Z`), so names sort in time order and two full
+/// backups in one second get different keys.
+fn cycle_id(now: std::time::SystemTime) -> String {
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = record::format_rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
+    format!("{}.{:06}Z", secs.trim_end_matches('Z'), since.subsec_micros())
 }
 
 async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefix: String) -> Result<RangeRecord> {
@@ -212,13 +221,13 @@ pub fn read_state(path: &Path) -> Result<Option<State>> {
 }
 
 fn read_file<T: serde::de::DeserializeOwned>(path: Option<&Path>, flag: &str) -> Result<T> {
-    let path = path.with_context(|| format!("--commit needs {flag}"))?;
+    let path = path.ok_or_else(|| usage(format!("--commit needs {flag}")))?;
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     record::read_json(file, &path.display().to_string())
 }
 
 fn commit(args: &Args) -> Result<()> {
-    let state_path = args.state.as_deref().context("--commit needs --state")?;
+    let state_path = args.state.as_deref().ok_or_else(|| usage("--commit needs --state".into()))?;
     let range: RangeRecord = read_file(args.range.as_deref(), "--range")?;
     let manifest: Manifest = read_file(args.manifest.as_deref(), "--manifest")?;
     let put: PutRecord = read_file(args.put.as_deref(), "--put")?;
@@ -276,4 +285,19 @@ fn commit(args: &Args) -> Result<()> {
     crate::dump::write_record_file(state_path, &state)?;
     info!("checkpoint moved to {to} (cycle {}, backup {})", state.cycle, state.seq);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycle_names_are_unique_within_a_second_and_sort_in_time() {
+        let base = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_490_100);
+        let first = cycle_id(base + std::time::Duration::from_micros(1));
+        let second = cycle_id(base + std::time::Duration::from_micros(2));
+        let later = cycle_id(base + std::time::Duration::from_secs(1));
+        assert_eq!(first, "20261124T031500.000001Z");
+        assert!(first < second && second < later, "{first} {second} {later}");
+    }
 }

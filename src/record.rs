@@ -9,6 +9,9 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+mod time;
+pub use time::{format_rfc3339, now_rfc3339, now_secs, parse_rfc3339};
+
 /// Version tag of the tar stream layout (`docs/FORMAT.md`).
 pub const TAR_FORMAT: &str = "mb-tar/1";
 /// Version tag of the range record that `mb-oplog-range` prints.
@@ -81,89 +84,6 @@ impl FromStr for Ts {
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 time such as `2026-11-24T03:15:00Z`
-/// or `2026-11-24T05:15:00.5+02:00` (fractions are cut to whole seconds).
-pub fn parse_rfc3339(s: &str) -> Result<i64> {
-    let bad = || anyhow::anyhow!("bad time {s:?}: expected RFC 3339 like 2026-11-24T03:15:00Z, or seconds,ordinal");
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| -> Result<i64> { s.get(r).and_then(|x| x.parse().ok()).ok_or_else(bad) };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return Err(bad());
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 3600 + m * 60)
-        }
-        _ => return Err(bad()),
-    };
-    let days = days_from_civil(year, month, day);
-    Ok(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// An RFC 3339 UTC time for seconds since the epoch, e.g. `2026-11-24T03:15:00Z`.
-pub fn format_rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Now, in seconds since the epoch.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Now, as RFC 3339 UTC.
-pub fn now_rfc3339() -> String {
-    format_rfc3339(now_secs())
-}
-
 /// What a tar stream holds: a full dump, or an oplog slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,6 +144,10 @@ pub struct CollectionEntry {
     pub crc64: u64,
     /// How many `.bson.NNNNNN` chunk entries carry it.
     pub chunks: u64,
+    /// CRC-64/XZ of its `.metadata.json` entry (options, indexes); absent
+    /// only in streams written before it existed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub metadata_crc64: Option<u64>,
 }
 
 /// The oplog part of a manifest.
@@ -351,14 +275,6 @@ mod tests {
         assert_eq!("2026-11-24T05:15:00.25+02:00".parse::<Ts>().unwrap().t, 1_795_490_100);
         assert!("yesterday".parse::<Ts>().is_err());
         assert!("2026-13-01T00:00:00Z".parse::<Ts>().is_err());
-    }
-
-    #[test]
-    fn rfc3339_round_trips() {
-        for secs in [0, 951_782_400, 1_795_490_100, 4_102_444_800] {
-            assert_eq!(parse_rfc3339(&format_rfc3339(secs)).unwrap(), secs);
-        }
-        assert_eq!(format_rfc3339(1_795_490_100), "2026-11-24T03:15:00Z");
     }
 
     #[test]

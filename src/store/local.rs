@@ -8,6 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
@@ -59,7 +60,14 @@ impl LocalStore {
     }
 
     fn write_temp(&self, tmp: &Path, reader: &mut dyn Read) -> Result<(u64, u64)> {
-        let mut file = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // Backups hold the database: owner-only, whatever the umask.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let mut crc = Crc64::new();
         let mut buf = vec![0u8; BUF];
         loop {

@@ -23,7 +23,7 @@ fn bad_uri_and_flags_are_usage_or_clear_errors() {
     let output = stage("mb-dump").arg("--no-such-flag").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let output = stage("mb-dump").output().unwrap();
-    assert_fails_with(&output, 1, "no server given");
+    assert_fails_with(&output, 2, "no server given");
 }
 
 #[test]

@@ -12,5 +12,7 @@ mod oss_done;
 mod oss_sdk;
 mod oss_stages;
 mod pack;
+mod restore_cases;
 mod roundtrip;
 mod scripts;
+mod stage_cases;

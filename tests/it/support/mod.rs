@@ -17,6 +17,8 @@ use std::process::{Command, Output, Stdio};
 pub fn bin(name: &str) -> PathBuf {
     match name {
         "mb-apply" => PathBuf::from(env!("CARGO_BIN_EXE_mb-apply")),
+        "mb-config" => PathBuf::from(env!("CARGO_BIN_EXE_mb-config")),
+        "mb-oss-rm" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oss-rm")),
         "mb-dump" => PathBuf::from(env!("CARGO_BIN_EXE_mb-dump")),
         "mb-oplog-range" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oplog-range")),
         "mb-oss-get" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oss-get")),
