@@ -8,6 +8,7 @@ mod dump;
 mod incremental;
 mod oss_conformance;
 mod oss_stages;
+mod oss_upload;
 mod pack;
 mod roundtrip;
 mod scripts;

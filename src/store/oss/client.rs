@@ -2,10 +2,13 @@
 //! call the store needs (objects, multipart, listing).
 //!
 //! Async on reqwest; [`super::OssStore`] drives it from sync code
-//! on its own runtime. Every request is retried per [`RetryPolicy`]; bodies
-//! are `Bytes` so a retry resends the same buffer without copying it.
+//! on its own runtime. Requests that are safe to repeat are retried per
+//! [`RetryPolicy`], all attempts within one overall deadline; bodies are
+//! [`PartData`] (in memory or in a staged file) so a retry resends the same
+//! bytes. CompleteMultipartUpload is not repeated blindly: a lost answer is
+//! resolved by checking the object (see [`Client::complete_multipart`]).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -13,6 +16,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 
+use super::body::PartData;
 use super::error::{escape, xml_blocks, xml_text, OssError};
 use super::retry::RetryPolicy;
 use super::sign::{canonical_resource, string_to_sign, Credentials};
@@ -134,6 +138,64 @@ pub struct PutAnswer {
     pub crc64: Option<u64>,
 }
 
+/// Storage options sent with PutObject and InitiateMultipartUpload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectOptions {
+    /// `x-oss-forbid-overwrite: true`.
+    pub forbid_overwrite: bool,
+    /// `x-oss-storage-class` (Standard, IA, Archive, ColdArchive).
+    pub storage_class: Option<String>,
+    /// `x-oss-server-side-encryption` (AES256, KMS, SM4).
+    pub sse: Option<String>,
+    /// `x-oss-server-side-encryption-key-id` (KMS only).
+    pub sse_key_id: Option<String>,
+}
+
+impl ObjectOptions {
+    fn apply<'a>(&self, mut call: Call<'a>) -> Call<'a> {
+        if self.forbid_overwrite {
+            call = call.header("x-oss-forbid-overwrite", "true");
+        }
+        if let Some(class) = &self.storage_class {
+            call = call.header("x-oss-storage-class", class);
+        }
+        if let Some(sse) = &self.sse {
+            call = call.header("x-oss-server-side-encryption", sse);
+        }
+        if let Some(id) = &self.sse_key_id {
+            call = call.header("x-oss-server-side-encryption-key-id", id);
+        }
+        call
+    }
+}
+
+/// What HeadObject says beyond [`ObjectMeta`].
+#[derive(Clone, Debug, Default)]
+pub struct HeadAnswer {
+    /// Size, CRC-64, ETag, modification time.
+    pub meta: ObjectMeta,
+    /// `x-oss-storage-class`.
+    pub storage_class: Option<String>,
+    /// `x-oss-restore` (`ongoing-request="true"`, or `"false"` with an expiry).
+    pub restore: Option<String>,
+}
+
+/// The ETag OSS gives a multipart object: MD5 of the parts' binary MD5s,
+/// upper-case hex, `-<parts>`; `None` if a part ETag is not an MD5.
+pub fn multipart_etag(parts: &[(u32, String)]) -> Option<String> {
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    for (_, etag) in parts {
+        if etag.len() != 32 {
+            return None;
+        }
+        for i in 0..16 {
+            md5s.push(u8::from_str_radix(etag.get(2 * i..2 * i + 2)?, 16).ok()?);
+        }
+    }
+    let digest: [u8; 16] = Md5::digest(&md5s).into();
+    Some(format!("{}-{}", digest.iter().map(|b| format!("{b:02X}")).collect::<String>(), parts.len()))
+}
+
 /// One page of a listing.
 #[derive(Clone, Debug, Default)]
 pub struct ListAnswer {
@@ -170,9 +232,11 @@ struct Call<'a> {
     key: &'a str,
     query: Vec<(String, Option<String>)>,
     headers: Vec<(String, String)>,
-    body: Bytes,
+    body: PartData,
     content_md5: bool,
     content_type: &'a str,
+    /// Safe to send again after a lost answer (false: CompleteMultipartUpload).
+    idempotent: bool,
 }
 
 impl<'a> Call<'a> {
@@ -183,9 +247,10 @@ impl<'a> Call<'a> {
             key,
             query: Vec::new(),
             headers: Vec::new(),
-            body: Bytes::new(),
+            body: PartData::empty(),
             content_md5: false,
             content_type: "",
+            idempotent: true,
         }
     }
     fn query(mut self, name: &str, value: Option<&str>) -> Self {
@@ -196,7 +261,7 @@ impl<'a> Call<'a> {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
-    fn body(mut self, body: Bytes) -> Self {
+    fn body(mut self, body: PartData) -> Self {
         self.body = body;
         self.content_md5 = true;
         self
@@ -239,35 +304,60 @@ impl Client {
 
     /// Sends a call, retrying per the policy. Returns a 2xx response, or an
     /// error that holds an [`OssError`] (for error answers) or the transport error.
+    ///
+    /// Error answers that say "try again" (5xx, 408, 429) are retried; a
+    /// broken connection or timeout only when the call is idempotent. All
+    /// attempts end by the policy's overall deadline.
     async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response> {
-        let md5 = call.content_md5.then(|| base64::engine::general_purpose::STANDARD.encode(Md5::digest(&call.body)));
+        let md5 = call.content_md5.then(|| call.body.content_md5());
         let url = self.endpoint.url(call.bucket, call.key, &call.query);
+        let deadline = Instant::now() + self.retry.overall_deadline(call.body.len());
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.send_once(call, &url, md5.as_deref()).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = if left.is_zero() {
+                Err(anyhow::anyhow!("gave up: the request's overall deadline passed"))
+            } else {
+                match tokio::time::timeout(left, self.send_once(call, &url, md5.as_deref())).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!(
+                        "gave up: the request's overall deadline ({:?}) passed",
+                        self.retry.overall_deadline(call.body.len())
+                    )),
+                }
+            };
             let retryable = match &result {
                 Ok(_) => false,
                 Err(err) => match err.downcast_ref::<OssError>() {
                     Some(oss) => oss.is_retryable(),
-                    None => true,
+                    None => call.idempotent,
                 },
             };
-            if !retryable || attempt >= self.retry.max_attempts {
+            let wait = self.retry.backoff(attempt);
+            let out_of_time = Instant::now() + wait >= deadline;
+            if !retryable || attempt >= self.retry.max_attempts || out_of_time {
                 return result.with_context(|| {
                     let what = if call.key.is_empty() {
                         format!("{} /{}/", call.method, call.bucket)
                     } else {
                         format!("{} /{}/{}", call.method, call.bucket, call.key)
                     };
-                    if attempt > 1 {
-                        format!("{what} at {} (after {attempt} attempts)", self.endpoint)
+                    let deadline = if retryable && out_of_time && attempt < self.retry.max_attempts {
+                        format!(
+                            "; gave up at the overall deadline of {} s (--deadline)",
+                            self.retry.overall_deadline(call.body.len()).as_secs()
+                        )
                     } else {
-                        format!("{what} at {}", self.endpoint)
+                        String::new()
+                    };
+                    if attempt > 1 {
+                        format!("{what} at {} (after {attempt} attempts{deadline})", self.endpoint)
+                    } else {
+                        format!("{what} at {}{deadline}", self.endpoint)
                     }
                 });
             }
-            let wait = self.retry.backoff(attempt);
             if let Err(err) = &result {
                 crate::debug!("{} {}: {}; retrying in {:?}", call.method, call.key, crate::cli::one_line(err), wait);
             }
@@ -300,7 +390,12 @@ impl Client {
             request = request.header("Content-Type", call.content_type);
         }
         if call.method == Method::PUT || call.method == Method::POST {
-            request = request.timeout(self.retry.request_timeout(call.body.len() as u64)).body(call.body.clone());
+            // Always a Content-Length, 0 included: OSS answers 411 without one,
+            // and a staged body would otherwise go chunked.
+            request = request
+                .timeout(self.retry.request_timeout(call.body.len()))
+                .header(reqwest::header::CONTENT_LENGTH, call.body.len())
+                .body(call.body.to_body());
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
@@ -324,18 +419,27 @@ impl Client {
 
     /// HeadObject: the object's size, CRC-64 and ETag, or `None` if absent.
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {
+        Ok(self.head_object_full(bucket, key).await?.map(|head| head.meta))
+    }
+
+    /// HeadObject with the storage class and restore state.
+    pub async fn head_object_full(&self, bucket: &str, key: &str) -> Result<Option<HeadAnswer>> {
         match self.send(&Call::new(Method::HEAD, bucket, key)).await {
             Ok(response) => {
                 let headers = response.headers();
                 let size = header(headers, "content-length")
                     .and_then(|v| v.parse().ok())
                     .context("HEAD answer without Content-Length")?;
-                Ok(Some(ObjectMeta {
-                    key: key.to_string(),
-                    size,
-                    crc64: crc_of(headers)?,
-                    etag: etag_of(headers),
-                    last_modified: header(headers, "last-modified").and_then(http_date_to_rfc3339),
+                Ok(Some(HeadAnswer {
+                    meta: ObjectMeta {
+                        key: key.to_string(),
+                        size,
+                        crc64: crc_of(headers)?,
+                        etag: etag_of(headers),
+                        last_modified: header(headers, "last-modified").and_then(http_date_to_rfc3339),
+                    },
+                    storage_class: header(headers, "x-oss-storage-class").map(str::to_string),
+                    restore: header(headers, "x-oss-restore").map(str::to_string),
                 }))
             }
             Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "NoSuchKey") => Ok(None),
@@ -343,22 +447,37 @@ impl Client {
         }
     }
 
-    /// PutObject with Content-MD5; `forbid_overwrite` sends `x-oss-forbid-overwrite: true`.
-    pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes, forbid_overwrite: bool) -> Result<PutAnswer> {
-        let mut call = Call::new(Method::PUT, bucket, key).body(body);
-        if forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
-        }
+    /// PutObject with Content-MD5 and the storage options. Safe to repeat:
+    /// the same bytes land again.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PartData,
+        options: &ObjectOptions,
+    ) -> Result<PutAnswer> {
+        let call = options.apply(Call::new(Method::PUT, bucket, key).body(body));
         let response = self.send(&call).await?;
         Ok(PutAnswer { etag: etag_of(response.headers()), crc64: crc_of(response.headers())? })
     }
 
-    /// InitiateMultipartUpload: the upload id.
-    pub async fn initiate_multipart(&self, bucket: &str, key: &str, forbid_overwrite: bool) -> Result<String> {
-        let mut call = Call::new(Method::POST, bucket, key).query("uploads", None);
-        if forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
+    /// RestoreObject (`POST ?restore`) of an Archive or ColdArchive object.
+    /// A restore already under way (409 RestoreAlreadyInProgress) is fine.
+    pub async fn restore_object(&self, bucket: &str, key: &str) -> Result<()> {
+        let call = Call::new(Method::POST, bucket, key).query("restore", None);
+        match self.send(&call).await {
+            Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "RestoreAlreadyInProgress") => Ok(()),
+            other => other.map(drop),
         }
+    }
+
+    /// InitiateMultipartUpload: the upload id. Retried like any request: if
+    /// an answer is lost, the upload it created is orphaned (its id never
+    /// reached us); the bucket's lifecycle rule for incomplete uploads
+    /// removes it. Aborting uploads we did not start could break another
+    /// writer's upload of the same key, so we do not hunt for it.
+    pub async fn initiate_multipart(&self, bucket: &str, key: &str, options: &ObjectOptions) -> Result<String> {
+        let call = options.apply(Call::new(Method::POST, bucket, key).query("uploads", None));
         let text = self.send(&call).await?.text().await.context("reading InitiateMultipartUpload answer")?;
         xml_text(&text, "UploadId")
             .filter(|id| !id.is_empty())
@@ -372,7 +491,7 @@ impl Client {
         key: &str,
         upload_id: &str,
         number: u32,
-        body: Bytes,
+        body: PartData,
     ) -> Result<PutAnswer> {
         let call = Call::new(Method::PUT, bucket, key)
             .query("partNumber", Some(&number.to_string()))
@@ -382,7 +501,14 @@ impl Client {
         Ok(PutAnswer { etag: etag_of(response.headers()), crc64: crc_of(response.headers())? })
     }
 
-    /// CompleteMultipartUpload from `(part number, etag)` pairs in order.
+    /// CompleteMultipartUpload from `(part number, etag)` pairs in order,
+    /// of an object of `size` bytes with CRC-64 `crc64`.
+    ///
+    /// Not repeated blindly: if the connection breaks (the server may have
+    /// completed it), or a repeat finds the upload gone (NoSuchUpload), the
+    /// object is checked with HEAD: the same size, CRC-64 and multipart ETag
+    /// mean this upload completed, and that is the answer. Otherwise the
+    /// complete is sent again while attempts and the deadline allow.
     pub async fn complete_multipart(
         &self,
         bucket: &str,
@@ -390,23 +516,60 @@ impl Client {
         upload_id: &str,
         parts: &[(u32, String)],
         forbid_overwrite: bool,
+        expect: (u64, u64),
     ) -> Result<PutAnswer> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (number, etag) in parts {
             xml.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag></Part>", escape(etag)));
         }
         xml.push_str("</CompleteMultipartUpload>");
-        let mut call = Call::new(Method::POST, bucket, key).query("uploadId", Some(upload_id)).body(Bytes::from(xml));
+        let mut call = Call::new(Method::POST, bucket, key)
+            .query("uploadId", Some(upload_id))
+            .body(PartData::Memory(Bytes::from(xml)));
         call.content_type = "application/xml";
+        call.idempotent = false;
         if forbid_overwrite {
             call = call.header("x-oss-forbid-overwrite", "true");
         }
-        let response = self.send(&call).await?;
-        let crc = crc_of(response.headers())?;
-        let header_etag = etag_of(response.headers());
-        let text = response.text().await.context("reading CompleteMultipartUpload answer")?;
-        let etag = xml_text(&text, "ETag").map(|e| e.trim_matches('"').to_string()).or(header_etag);
-        Ok(PutAnswer { etag, crc64: crc })
+        let expected_etag = multipart_etag(parts);
+        let deadline = Instant::now() + self.retry.overall_deadline(0);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.send(&call).await {
+                Ok(response) => {
+                    let crc = crc_of(response.headers())?;
+                    let header_etag = etag_of(response.headers());
+                    let text = response.text().await.context("reading CompleteMultipartUpload answer")?;
+                    let etag = xml_text(&text, "ETag").map(|e| e.trim_matches('"').to_string()).or(header_etag);
+                    return Ok(PutAnswer { etag, crc64: crc });
+                }
+                Err(err) => err,
+            };
+            // No answer (the server may have completed it), or the upload is
+            // gone (a repeat after a completed attempt whose answer was lost).
+            let gone = err.downcast_ref::<OssError>().is_some_and(|oss| oss.code == "NoSuchUpload");
+            if err.downcast_ref::<OssError>().is_some() && !gone {
+                return Err(err);
+            }
+            // Did the server complete it before the answer got lost?
+            if let Ok(Some(head)) = self.head_object(bucket, key).await {
+                let same_etag = match (&expected_etag, &head.etag) {
+                    (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                    _ => true,
+                };
+                if head.size == expect.0 && head.crc64.is_none_or(|c| c == expect.1) && same_etag {
+                    crate::debug!("CompleteMultipartUpload of {key}: answer lost, but the object is ours (HEAD)");
+                    return Ok(PutAnswer { etag: head.etag, crc64: head.crc64 });
+                }
+            }
+            let wait = self.retry.backoff(attempt);
+            if gone || attempt >= self.retry.max_attempts || Instant::now() + wait >= deadline {
+                return Err(err.context(format!("CompleteMultipartUpload of {key:?} failed after {attempt} attempts")));
+            }
+            crate::debug!("CompleteMultipartUpload of {key}: {}; retrying in {wait:?}", crate::cli::one_line(&err));
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// AbortMultipartUpload (an upload that is already gone counts as aborted).
