@@ -3,11 +3,11 @@
 //! Everything OSS-specific lives in this room: the HTTP [`client`], request
 //! [`sign`]ing, error answers ([`error`]), the [`retry`] policy, the
 //! multipart [`parts`] schedule and memory plan, request [`body`]s (memory
-//! or staged file), the put path ([`upload`]), the resuming reader and the
+//! or staged file), the put path (`upload.rs`), the resuming reader and the
 //! signal handler that aborts an upload. The store trait above knows none
 //! of it; OSS error answers become [`crate::store::StoreError`]s here.
 //!
-//! Put: see [`upload`]. Get: a reader that resumes with a Range request
+//! Put: see `upload.rs`. Get: a reader that resumes with a Range request
 //! (pinned to the ETag) when the connection breaks. An Archive or
 //! ColdArchive object that is not restored is one clear error that says how
 //! to restore it ([`OssStore::restore`]).
