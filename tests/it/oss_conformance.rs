@@ -56,7 +56,7 @@ fn assert_not_found(err: &anyhow::Error, key: &str) {
 }
 
 /// Keys OSS allows that a plain path join would mangle.
-const ODD_KEYS: [&str; 3] = ["odd/a//b", "odd/dir/", "odd/x y+z%?=&中"];
+const ODD_KEYS: [&str; 6] = ["odd/a//b", "odd/dir/", "odd/x y+z%?=&中", "odd/a/../b", "odd/./c", "odd/.."];
 
 /// The suite. `big` is a size that makes the backend take its multipart path
 /// (for OSS with 100 KiB parts), or just a larger object elsewhere.

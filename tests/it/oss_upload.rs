@@ -185,7 +185,7 @@ fn storage_class_and_encryption_are_sent_and_recorded() {
 #[test]
 fn legal_odd_keys_work_and_usage_errors_exit_2() {
     let server = server();
-    for key in ["b/a//b", "b/dir/"] {
+    for key in ["b/a//b", "b/dir/", "b/x/../y", "b/./z"] {
         assert_ok(&put(&server, key, key.as_bytes(), &[]));
         assert_eq!(server.object(BUCKET, key).unwrap().data.as_slice(), key.as_bytes());
         let output = get(&server, &["--key", key]);

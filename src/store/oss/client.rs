@@ -397,7 +397,11 @@ impl Client {
                 .header(reqwest::header::CONTENT_LENGTH, call.body.len())
                 .body(call.body.to_body());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = if super::raw_path::has_dot_segment(call.key) {
+            super::raw_path::send(request, url, self.retry.connect_timeout).await?
+        } else {
+            request.send().await.map_err(transport_error)?
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);

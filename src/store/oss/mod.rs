@@ -24,6 +24,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 pub mod parts;
+mod raw_path;
 mod reader;
 pub mod retry;
 pub mod sign;
@@ -40,7 +41,6 @@ use self::client::{content_range_total, response_meta, ResponseMeta};
 use self::reader::OssReader;
 use super::{
     exists_error, not_found, validate_key, ByteRange, GetObject, ListPage, ObjectMeta, PutOptions, PutResult, Store,
-    StoreError,
 };
 
 /// Multipart tuning of the OSS backend.
@@ -101,7 +101,7 @@ impl OssStore {
         &self.client
     }
 
-    /// OSS errors that mean "the key exists" become [`StoreError::AlreadyExists`].
+    /// OSS errors that mean "the key exists" become [`crate::store::StoreError::AlreadyExists`].
     fn map_exists(&self, err: anyhow::Error, key: &str) -> anyhow::Error {
         if err.chain().any(|c| c.downcast_ref::<OssError>().is_some_and(OssError::is_already_exists)) {
             exists_error(&self.location(), key)
@@ -182,13 +182,11 @@ impl Store for OssStore {
 
     fn put(&self, key: &str, reader: &mut dyn std::io::Read, options: &PutOptions) -> Result<PutResult> {
         validate_key(key)?;
-        check_url_safe(key)?;
         self.put_stream(key, reader, options)
     }
 
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
         validate_key(key)?;
-        check_url_safe(key)?;
         let response =
             self.rt.block_on(self.client.get_object(&self.bucket, key, range.map(|r| (r.start, r.end)), None));
         let response = match response {
@@ -240,7 +238,6 @@ impl Store for OssStore {
 
     fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
         validate_key(key)?;
-        check_url_safe(key)?;
         self.rt.block_on(self.client.head_object(&self.bucket, key))
     }
 
@@ -264,27 +261,10 @@ impl Store for OssStore {
 
     fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
-        check_url_safe(key)?;
         self.rt.block_on(self.client.delete_object(&self.bucket, key))
     }
 
     fn restore(&self, key: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
-        check_url_safe(key)?;
         self.restore_with(key, Self::restore_poll(), progress)
     }
-}
-
-/// Keys with `.` or `..` segments are legal on OSS, but the HTTP stack
-/// (the WHATWG URL parser under reqwest) removes such segments from a
-/// request path, even percent-encoded, so the request would name another
-/// key. Refuse them clearly rather than store under the wrong key.
-fn check_url_safe(key: &str) -> Result<()> {
-    if key.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(StoreError::InvalidKey {
-            key: key.to_string(),
-            reason: "keys with '.' or '..' segments cannot be sent: the HTTP library normalizes them out of the URL path (the request would name another key)".into(),
-        }
-        .into_error());
-    }
-    Ok(())
 }
