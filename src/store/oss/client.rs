@@ -12,15 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use bytes::Bytes;
-use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 
 use super::body::PartData;
-use super::error::{escape, xml_blocks, xml_text, OssError};
+pub use super::calls::{multipart_etag, HeadAnswer, ListAnswer, ObjectOptions, PutAnswer};
+use super::error::OssError;
 use super::retry::RetryPolicy;
 use super::sign::{canonical_resource, string_to_sign, Credentials};
-use crate::store::ObjectMeta;
 
 /// Where OSS is: scheme, host (with port) and the addressing style.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,82 +127,6 @@ pub fn decode_component(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// What a put or complete answered.
-#[derive(Clone, Debug, Default)]
-pub struct PutAnswer {
-    /// The object's ETag, quotes removed.
-    pub etag: Option<String>,
-    /// `x-oss-hash-crc64ecma`, if sent.
-    pub crc64: Option<u64>,
-}
-
-/// Storage options sent with PutObject and InitiateMultipartUpload.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObjectOptions {
-    /// `x-oss-forbid-overwrite: true`.
-    pub forbid_overwrite: bool,
-    /// `x-oss-storage-class` (Standard, IA, Archive, ColdArchive).
-    pub storage_class: Option<String>,
-    /// `x-oss-server-side-encryption` (AES256, KMS, SM4).
-    pub sse: Option<String>,
-    /// `x-oss-server-side-encryption-key-id` (KMS only).
-    pub sse_key_id: Option<String>,
-}
-
-impl ObjectOptions {
-    fn apply<'a>(&self, mut call: Call<'a>) -> Call<'a> {
-        if self.forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
-        }
-        if let Some(class) = &self.storage_class {
-            call = call.header("x-oss-storage-class", class);
-        }
-        if let Some(sse) = &self.sse {
-            call = call.header("x-oss-server-side-encryption", sse);
-        }
-        if let Some(id) = &self.sse_key_id {
-            call = call.header("x-oss-server-side-encryption-key-id", id);
-        }
-        call
-    }
-}
-
-/// What HeadObject says beyond [`ObjectMeta`].
-#[derive(Clone, Debug, Default)]
-pub struct HeadAnswer {
-    /// Size, CRC-64, ETag, modification time.
-    pub meta: ObjectMeta,
-    /// `x-oss-storage-class`.
-    pub storage_class: Option<String>,
-    /// `x-oss-restore` (`ongoing-request="true"`, or `"false"` with an expiry).
-    pub restore: Option<String>,
-}
-
-/// The ETag OSS gives a multipart object: MD5 of the parts' binary MD5s,
-/// upper-case hex, `-<parts>`; `None` if a part ETag is not an MD5.
-pub fn multipart_etag(parts: &[(u32, String)]) -> Option<String> {
-    let mut md5s = Vec::with_capacity(parts.len() * 16);
-    for (_, etag) in parts {
-        if etag.len() != 32 {
-            return None;
-        }
-        for i in 0..16 {
-            md5s.push(u8::from_str_radix(etag.get(2 * i..2 * i + 2)?, 16).ok()?);
-        }
-    }
-    let digest: [u8; 16] = Md5::digest(&md5s).into();
-    Some(format!("{}-{}", digest.iter().map(|b| format!("{b:02X}")).collect::<String>(), parts.len()))
-}
-
-/// One page of a listing.
-#[derive(Clone, Debug, Default)]
-pub struct ListAnswer {
-    /// The objects, in key order.
-    pub entries: Vec<ObjectMeta>,
-    /// The marker of the next page, if the listing was truncated.
-    pub next_marker: Option<String>,
-}
-
 /// Parses an `x-oss-hash-crc64ecma` value (a decimal u64).
 pub fn parse_crc64_header(value: &str) -> Result<u64> {
     value
@@ -213,34 +135,34 @@ pub fn parse_crc64_header(value: &str) -> Result<u64> {
         .with_context(|| format!("bad x-oss-hash-crc64ecma header {value:?}: expected a decimal 64-bit number"))
 }
 
-fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn crc_of(headers: &reqwest::header::HeaderMap) -> Result<Option<u64>> {
+pub(super) fn crc_of(headers: &reqwest::header::HeaderMap) -> Result<Option<u64>> {
     header(headers, "x-oss-hash-crc64ecma").map(parse_crc64_header).transpose()
 }
 
-fn etag_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
+pub(super) fn etag_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
     header(headers, "etag").map(|e| e.trim_matches('"').to_string())
 }
 
 /// One request, before signing. Kept whole so a retry can resend it.
-struct Call<'a> {
-    method: Method,
-    bucket: &'a str,
-    key: &'a str,
-    query: Vec<(String, Option<String>)>,
-    headers: Vec<(String, String)>,
-    body: PartData,
-    content_md5: bool,
-    content_type: &'a str,
+pub(super) struct Call<'a> {
+    pub(super) method: Method,
+    pub(super) bucket: &'a str,
+    pub(super) key: &'a str,
+    pub(super) query: Vec<(String, Option<String>)>,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: PartData,
+    pub(super) content_md5: bool,
+    pub(super) content_type: &'a str,
     /// Safe to send again after a lost answer (false: CompleteMultipartUpload).
-    idempotent: bool,
+    pub(super) idempotent: bool,
 }
 
 impl<'a> Call<'a> {
-    fn new(method: Method, bucket: &'a str, key: &'a str) -> Self {
+    pub(super) fn new(method: Method, bucket: &'a str, key: &'a str) -> Self {
         Call {
             method,
             bucket,
@@ -253,15 +175,15 @@ impl<'a> Call<'a> {
             idempotent: true,
         }
     }
-    fn query(mut self, name: &str, value: Option<&str>) -> Self {
+    pub(super) fn query(mut self, name: &str, value: Option<&str>) -> Self {
         self.query.push((name.to_string(), value.map(str::to_string)));
         self
     }
-    fn header(mut self, name: &str, value: &str) -> Self {
+    pub(super) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
-    fn body(mut self, body: PartData) -> Self {
+    pub(super) fn body(mut self, body: PartData) -> Self {
         self.body = body;
         self.content_md5 = true;
         self
@@ -308,7 +230,7 @@ impl Client {
     /// Error answers that say "try again" (5xx, 408, 429) are retried; a
     /// broken connection or timeout only when the call is idempotent. All
     /// attempts end by the policy's overall deadline.
-    async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response> {
+    pub(super) async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response> {
         let md5 = call.content_md5.then(|| call.body.content_md5());
         let url = self.endpoint.url(call.bucket, call.key, &call.query);
         let deadline = Instant::now() + self.retry.overall_deadline(call.body.len());
@@ -419,245 +341,6 @@ impl Client {
             crate::debug!("server StringToSign: {server_sts:?}; ours: {sts:?}");
         }
         Err(err.into())
-    }
-
-    /// HeadObject: the object's size, CRC-64 and ETag, or `None` if absent.
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {
-        Ok(self.head_object_full(bucket, key).await?.map(|head| head.meta))
-    }
-
-    /// HeadObject with the storage class and restore state.
-    pub async fn head_object_full(&self, bucket: &str, key: &str) -> Result<Option<HeadAnswer>> {
-        match self.send(&Call::new(Method::HEAD, bucket, key)).await {
-            Ok(response) => {
-                let headers = response.headers();
-                let size = header(headers, "content-length")
-                    .and_then(|v| v.parse().ok())
-                    .context("HEAD answer without Content-Length")?;
-                Ok(Some(HeadAnswer {
-                    meta: ObjectMeta {
-                        key: key.to_string(),
-                        size,
-                        crc64: crc_of(headers)?,
-                        etag: etag_of(headers),
-                        last_modified: header(headers, "last-modified").and_then(http_date_to_rfc3339),
-                    },
-                    storage_class: header(headers, "x-oss-storage-class").map(str::to_string),
-                    restore: header(headers, "x-oss-restore").map(str::to_string),
-                }))
-            }
-            Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "NoSuchKey") => Ok(None),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// PutObject with Content-MD5 and the storage options. Safe to repeat:
-    /// the same bytes land again.
-    pub async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: PartData,
-        options: &ObjectOptions,
-    ) -> Result<PutAnswer> {
-        let call = options.apply(Call::new(Method::PUT, bucket, key).body(body));
-        let response = self.send(&call).await?;
-        Ok(PutAnswer { etag: etag_of(response.headers()), crc64: crc_of(response.headers())? })
-    }
-
-    /// RestoreObject (`POST ?restore`) of an Archive or ColdArchive object.
-    /// A restore already under way (409 RestoreAlreadyInProgress) is fine.
-    pub async fn restore_object(&self, bucket: &str, key: &str) -> Result<()> {
-        let call = Call::new(Method::POST, bucket, key).query("restore", None);
-        match self.send(&call).await {
-            Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "RestoreAlreadyInProgress") => Ok(()),
-            other => other.map(drop),
-        }
-    }
-
-    /// InitiateMultipartUpload: the upload id. Retried like any request: if
-    /// an answer is lost, the upload it created is orphaned (its id never
-    /// reached us); the bucket's lifecycle rule for incomplete uploads
-    /// removes it. Aborting uploads we did not start could break another
-    /// writer's upload of the same key, so we do not hunt for it.
-    pub async fn initiate_multipart(&self, bucket: &str, key: &str, options: &ObjectOptions) -> Result<String> {
-        let call = options.apply(Call::new(Method::POST, bucket, key).query("uploads", None));
-        let text = self.send(&call).await?.text().await.context("reading InitiateMultipartUpload answer")?;
-        xml_text(&text, "UploadId")
-            .filter(|id| !id.is_empty())
-            .context("InitiateMultipartUpload answer has no UploadId")
-    }
-
-    /// UploadPart with Content-MD5.
-    pub async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        body: PartData,
-    ) -> Result<PutAnswer> {
-        let call = Call::new(Method::PUT, bucket, key)
-            .query("partNumber", Some(&number.to_string()))
-            .query("uploadId", Some(upload_id))
-            .body(body);
-        let response = self.send(&call).await?;
-        Ok(PutAnswer { etag: etag_of(response.headers()), crc64: crc_of(response.headers())? })
-    }
-
-    /// CompleteMultipartUpload from `(part number, etag)` pairs in order,
-    /// of an object of `size` bytes with CRC-64 `crc64`.
-    ///
-    /// Not repeated blindly: if the connection breaks (the server may have
-    /// completed it), or a repeat finds the upload gone (NoSuchUpload), the
-    /// object is checked with HEAD: the same size, CRC-64 and multipart ETag
-    /// mean this upload completed, and that is the answer. Otherwise the
-    /// complete is sent again while attempts and the deadline allow.
-    pub async fn complete_multipart(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        forbid_overwrite: bool,
-        expect: (u64, u64),
-    ) -> Result<PutAnswer> {
-        let mut xml = String::from("<CompleteMultipartUpload>");
-        for (number, etag) in parts {
-            xml.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag></Part>", escape(etag)));
-        }
-        xml.push_str("</CompleteMultipartUpload>");
-        let mut call = Call::new(Method::POST, bucket, key)
-            .query("uploadId", Some(upload_id))
-            .body(PartData::Memory(Bytes::from(xml)));
-        call.content_type = "application/xml";
-        call.idempotent = false;
-        if forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
-        }
-        let expected_etag = multipart_etag(parts);
-        let deadline = Instant::now() + self.retry.overall_deadline(0);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let err = match self.send(&call).await {
-                Ok(response) => {
-                    let crc = crc_of(response.headers())?;
-                    let header_etag = etag_of(response.headers());
-                    let text = response.text().await.context("reading CompleteMultipartUpload answer")?;
-                    let etag = xml_text(&text, "ETag").map(|e| e.trim_matches('"').to_string()).or(header_etag);
-                    return Ok(PutAnswer { etag, crc64: crc });
-                }
-                Err(err) => err,
-            };
-            // No answer (the server may have completed it), or the upload is
-            // gone (a repeat after a completed attempt whose answer was lost).
-            let gone = err.downcast_ref::<OssError>().is_some_and(|oss| oss.code == "NoSuchUpload");
-            if err.downcast_ref::<OssError>().is_some() && !gone {
-                return Err(err);
-            }
-            // Did the server complete it before the answer got lost?
-            if let Ok(Some(head)) = self.head_object(bucket, key).await {
-                let same_etag = match (&expected_etag, &head.etag) {
-                    (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
-                    _ => true,
-                };
-                if head.size == expect.0 && head.crc64.is_none_or(|c| c == expect.1) && same_etag {
-                    crate::debug!("CompleteMultipartUpload of {key}: answer lost, but the object is ours (HEAD)");
-                    return Ok(PutAnswer { etag: head.etag, crc64: head.crc64 });
-                }
-            }
-            let wait = self.retry.backoff(attempt);
-            if gone || attempt >= self.retry.max_attempts || Instant::now() + wait >= deadline {
-                return Err(err.context(format!("CompleteMultipartUpload of {key:?} failed after {attempt} attempts")));
-            }
-            crate::debug!("CompleteMultipartUpload of {key}: {}; retrying in {wait:?}", crate::cli::one_line(&err));
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// AbortMultipartUpload (an upload that is already gone counts as aborted).
-    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        let call = Call::new(Method::DELETE, bucket, key).query("uploadId", Some(upload_id));
-        match self.send(&call).await {
-            Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "NoSuchUpload") => Ok(()),
-            other => other.map(drop),
-        }
-    }
-
-    /// DeleteObject (OSS answers 204 for a missing key too).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.send(&Call::new(Method::DELETE, bucket, key)).await.map(drop)
-    }
-
-    /// ListObjects (V1): one page of keys under `prefix` after `marker`.
-    pub async fn list_objects(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        marker: Option<&str>,
-        max_keys: usize,
-    ) -> Result<ListAnswer> {
-        let mut call = Call::new(Method::GET, bucket, "")
-            .query("encoding-type", Some("url"))
-            .query("max-keys", Some(&max_keys.to_string()));
-        if !prefix.is_empty() {
-            call = call.query("prefix", Some(prefix));
-        }
-        if let Some(marker) = marker {
-            call = call.query("marker", Some(marker));
-        }
-        let text = self.send(&call).await?.text().await.context("reading ListObjects answer")?;
-        let url_encoded = xml_text(&text, "EncodingType").is_some_and(|e| e.eq_ignore_ascii_case("url"));
-        let decode = |s: String| if url_encoded { decode_component(&s) } else { s };
-        let mut entries = Vec::new();
-        for block in xml_blocks(&text, "Contents") {
-            let key = decode(xml_text(block, "Key").context("ListObjects entry without Key")?);
-            entries.push(ObjectMeta {
-                key,
-                size: xml_text(block, "Size").and_then(|s| s.parse().ok()).context("ListObjects entry without Size")?,
-                crc64: None,
-                etag: xml_text(block, "ETag").map(|e| e.trim_matches('"').to_string()),
-                last_modified: xml_text(block, "LastModified"),
-            });
-        }
-        let truncated = xml_text(&text, "IsTruncated").is_some_and(|t| t == "true");
-        let next_marker = if truncated {
-            Some(
-                xml_text(&text, "NextMarker")
-                    .map(decode)
-                    .filter(|m| !m.is_empty())
-                    .or_else(|| entries.last().map(|e| e.key.clone()))
-                    .context("truncated listing without NextMarker")?,
-            )
-        } else {
-            None
-        };
-        Ok(ListAnswer { entries, next_marker })
-    }
-
-    /// GetObject from `start` (to `end` inclusive, if given), with
-    /// `x-oss-range-behavior: standard` so a bad range is an error, not the
-    /// whole object. `if_match` pins the ETag when resuming.
-    pub async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        range: Option<(u64, Option<u64>)>,
-        if_match: Option<&str>,
-    ) -> Result<reqwest::Response> {
-        let mut call = Call::new(Method::GET, bucket, key);
-        if let Some((start, end)) = range {
-            let value = match end {
-                Some(end) => format!("bytes={start}-{end}"),
-                None => format!("bytes={start}-"),
-            };
-            call = call.header("Range", &value).header("x-oss-range-behavior", "standard");
-        }
-        if let Some(etag) = if_match {
-            call = call.header("If-Match", &format!("\"{etag}\""));
-        }
-        self.send(&call).await
     }
 }
 

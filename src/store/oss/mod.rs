@@ -21,6 +21,7 @@ use bytes::Bytes;
 use tokio::runtime::Runtime;
 
 pub mod body;
+mod calls;
 pub mod client;
 pub mod error;
 pub mod parts;
