@@ -30,7 +30,7 @@
 //!                                saying how to restore it.
 //!
 //! Where: --endpoint, --bucket, --access-key-id, --config, --store-dir,
-//! --path-style, --attempts, --timeout as for mb-oss-put (same env variables:
+//! --path-style, --attempts, --timeout, --deadline as for mb-oss-put (same env variables:
 //! OSS_ENDPOINT, OSS_BUCKET, OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET,
 //! OSS_SESSION_TOKEN, MB_STORE_DIR).
 //!

@@ -67,6 +67,8 @@
 //!         --attempts <n>         Attempts per request [default: 5].
 //!         --timeout <secs>       Seconds without progress before a request is
 //!                                retried [default: 60].
+//!         --deadline <secs>      Seconds for all attempts of one request, plus
+//!                                1 s per MiB sent [default: 600].
 //!     -q, --quiet / -v, --verbose
 //!
 //! Exit status: 0 stored and verified; 1 failure (network, credentials,

@@ -221,9 +221,12 @@ impl Client {
                 }
                 Err(err) => err,
             };
-            // No answer (the server may have completed it), or the upload is
-            // gone (a repeat after a completed attempt whose answer was lost).
-            let gone = err.downcast_ref::<OssError>().is_some_and(|oss| oss.code == "NoSuchUpload");
+            // No answer (the server may have completed it), or, on a repeat,
+            // the upload is gone or the object exists: an earlier attempt may
+            // have completed it before its answer was lost.
+            let gone = err.downcast_ref::<OssError>().is_some_and(|oss| {
+                oss.code == "NoSuchUpload" || (attempt > 1 && oss.is_already_exists())
+            });
             if err.downcast_ref::<OssError>().is_some() && !gone {
                 return Err(err);
             }
