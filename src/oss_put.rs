@@ -11,7 +11,7 @@
 //! retried with backoff on 5xx answers, timeouts and broken connections. If
 //! the upload fails for good, it is aborted: nothing appears under the key.
 //! CompleteMultipartUpload is not repeated blindly: a lost answer is settled
-//! by HEAD (size, CRC-64, ETag). The stored object is checked from the
+//! by HEAD (size and CRC-64). The stored object is checked from the
 //! PutObject/Complete answer: its x-oss-hash-crc64ecma must equal the CRC-64
 //! of what was read, else the exit status is 3 and the object is deleted if
 //! its ETag is still the one this run wrote (never another writer's). An

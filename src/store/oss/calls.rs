@@ -181,9 +181,10 @@ impl Client {
     ///
     /// Not repeated blindly: if the connection breaks (the server may have
     /// completed it), or a repeat finds the upload gone (NoSuchUpload), the
-    /// object is checked with HEAD: the same size, CRC-64 and multipart ETag
-    /// mean this upload completed, and that is the answer. Otherwise the
-    /// complete is sent again while attempts and the deadline allow.
+    /// object is checked with HEAD: the same size and CRC-64 (or, without a
+    /// CRC, the multipart ETag) mean this upload completed, and that is the
+    /// answer. Otherwise the complete is sent again while attempts and the
+    /// deadline allow.
     pub async fn complete_multipart(
         &self,
         bucket: &str,
@@ -224,19 +225,24 @@ impl Client {
             // No answer (the server may have completed it), or, on a repeat,
             // the upload is gone or the object exists: an earlier attempt may
             // have completed it before its answer was lost.
-            let gone = err.downcast_ref::<OssError>().is_some_and(|oss| {
-                oss.code == "NoSuchUpload" || (attempt > 1 && oss.is_already_exists())
-            });
+            let gone = err
+                .downcast_ref::<OssError>()
+                .is_some_and(|oss| oss.code == "NoSuchUpload" || (attempt > 1 && oss.is_already_exists()));
             if err.downcast_ref::<OssError>().is_some() && !gone {
                 return Err(err);
             }
             // Did the server complete it before the answer got lost?
             if let Ok(Some(head)) = self.head_object(bucket, key).await {
-                let same_etag = match (&expected_etag, &head.etag) {
-                    (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
-                    _ => true,
+                // The CRC-64 of the whole stream identifies the bytes; OSS does
+                // not promise a formula for multipart ETags, so the usual one
+                // (MD5 of the parts' MD5s) is the check only without a CRC.
+                let same = match head.crc64 {
+                    Some(crc) => crc == expect.1,
+                    None => {
+                        matches!((&expected_etag, &head.etag), (Some(want), Some(got)) if want.eq_ignore_ascii_case(got))
+                    }
                 };
-                if head.size == expect.0 && head.crc64.is_none_or(|c| c == expect.1) && same_etag {
+                if head.size == expect.0 && same {
                     crate::debug!("CompleteMultipartUpload of {key}: answer lost, but the object is ours (HEAD)");
                     return Ok(PutAnswer { etag: head.etag, crc64: head.crc64 });
                 }
