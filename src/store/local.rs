@@ -131,7 +131,8 @@ impl Store for LocalStore {
             sync_dir(&parent);
             let file = File::open(&path)?;
             let etag = self.meta(key, &file)?.etag;
-            Ok(PutResult { size, crc64, etag, parts: 1, stored_crc64: Some(crc64) })
+            // No stored CRC: the caller re-reads the file (HEAD) to check what is on disk.
+            Ok(PutResult { size, crc64, etag, parts: 1, stored_crc64: None })
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);

@@ -102,7 +102,7 @@ async fn abort_all(signal: &str) {
         });
         match tokio::time::timeout(Duration::from_secs(30), task).await {
             Ok(Ok((key, id, Ok(())))) => {
-                crate::warn!("{signal}: aborted multipart upload {id} of {key:?}; nothing was stored");
+                crate::warn!("{signal}: aborted multipart upload {id} of {key:?}");
             }
             Ok(Ok((key, id, Err(err)))) => {
                 crate::warn!(
