@@ -23,14 +23,20 @@
 //!         --head                 Print {"key","size","crc64","etag","last_modified"}.
 //!         --list <prefix>        Print one {"key","size","etag","last_modified"}
 //!                                line per object under <prefix>, every page.
+//!         --restore              An Archive/ColdArchive object: issue RestoreObject,
+//!                                wait for it (progress on stderr, polled every
+//!                                MB_RESTORE_POLL_SECS, default 30), then read it.
+//!                                Without it such an object fails with one line
+//!                                saying how to restore it.
 //!
 //! Where: --endpoint, --bucket, --region, --signature-version, --access-key-id,
-//! --config, --store-dir, --path-style, --attempts, --timeout as for mb-oss-put
-//! (same env variables: OSS_ENDPOINT, OSS_BUCKET, OSS_REGION, MB_STORE_DIR, and
-//! the same credential chain).
+//! --config, --store-dir, --path-style, --attempts, --timeout, --deadline as for
+//! mb-oss-put (same env variables: OSS_ENDPOINT, OSS_BUCKET, OSS_REGION,
+//! MB_STORE_DIR, and the same credential chain).
 //!
 //! Exit status: 0 success; 1 failure (network, credentials, missing bucket or
-//! key); 2 usage; 3 the bytes read fail the length or CRC-64 check.
+//! key, archived object not restored); 2 usage (bad flag, key or bucket
+//! name); 3 the bytes read fail the length or CRC-64 check.
 //! ```
 
 use std::fs::File;
@@ -63,6 +69,9 @@ pub struct Args {
     /// List objects under PREFIX as JSON lines
     #[arg(long, value_name = "PREFIX", conflicts_with = "key")]
     pub list: Option<String>,
+    /// Restore an Archive/ColdArchive object first and wait for it
+    #[arg(long, conflicts_with_all = ["head", "list"])]
+    pub restore: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -90,6 +99,9 @@ struct HeadLine<'a> {
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
+    if let Some(key) = &args.key {
+        crate::store::validate_key(key)?;
+    }
     let store = args.store.open(OssTuning::default())?;
     let stdout = io::stdout();
     if let Some(prefix) = &args.list {
@@ -107,10 +119,11 @@ pub fn run() -> Result<()> {
         return out.flush().context("writing stdout");
     }
     let key = args.key.as_deref().context("--key is required")?;
+    if args.restore {
+        store.restore(key, &mut |line| crate::info!("{line}"))?;
+    }
     if args.head {
-        let meta = store
-            .head(key)?
-            .ok_or_else(|| crate::store::NotFound { location: store.location(), key: key.to_string() })?;
+        let meta = store.head(key)?.ok_or_else(|| crate::store::not_found(&store.location(), key))?;
         let line = HeadLine {
             key,
             size: meta.size,

@@ -10,19 +10,29 @@
 //! with a few parts in flight. Every request carries Content-MD5 and is
 //! retried with backoff on 5xx answers, timeouts and broken connections. If
 //! the upload fails for good, it is aborted: nothing appears under the key.
-//! At the end the stored object is checked with HEAD: its size and
-//! x-oss-hash-crc64ecma must equal what was read, else it is deleted and the
-//! exit status is 3. An existing key is never replaced without --overwrite
-//! (checked first with HEAD, then enforced with x-oss-forbid-overwrite).
+//! CompleteMultipartUpload is not repeated blindly: a lost answer is settled
+//! by HEAD (size and CRC-64). The stored object is checked from the
+//! PutObject/Complete answer: its x-oss-hash-crc64ecma must equal the CRC-64
+//! of what was read, else the exit status is 3 and the object is deleted if
+//! its ETag is still the one this run wrote (never another writer's). An
+//! existing key is never replaced without --overwrite (checked first with
+//! HEAD, then enforced with x-oss-forbid-overwrite).
 //!
 //! Part sizes: part n is <part-size> x 2^((n-1)/k), at most 5 GiB, where k
 //! (108 for 8 MiB, 61 for 100 KiB) is the largest step that still lets
-//! 10,000 parts hold 48.8 TB. Memory: about (parallel + 1) x the current part
-//! size, and parts in flight are limited to 1 GiB once parts get large.
+//! 10,000 parts hold 48.8 TB. Memory: parts are held in memory while
+//! (parts in flight + 1) x part size fits 128 MiB; larger parts are staged in
+//! an unlinked temporary file in --temp-dir and sent from there, so peak RSS
+//! stays under 256 MiB for any stream (temp space: up to (parallel + 1) x
+//! the part size). --expected-size picks larger parts from the start.
+//!
+//! Signals: SIGTERM, SIGINT or SIGHUP during a multipart upload aborts it,
+//! then exits 128 + the signal (143, 130, 129).
 //!
 //! Prints one JSON record on stdout:
 //!     {"format":"mb-put/1","bucket":"b","key":"k","size":123,"crc64":456,"etag":"...","parts":1}
-//! (crc64: decimal CRC-64/XZ of the bytes; parts: 1 for a simple put).
+//! (crc64: decimal CRC-64/XZ of the bytes; parts: 1 for a simple put;
+//! storage_class, sse, sse_key_id only when set).
 //!
 //! Options:
 //!         --key <key>            Object key, e.g. backups/2026-11-24/full.tar.gz.
@@ -30,6 +40,15 @@
 //!         --allow-empty          Store an empty stdin (an error otherwise).
 //!         --part-size <size>     First part size, >= 100KiB [default: 8MiB].
 //!         --parallel <n>         Parts uploading at once [default: 4].
+//!         --expected-size <size> The stream's approximate size: sizes parts up
+//!                                front (a wrong value still works).
+//!         --temp-dir <dir>       [env: TMPDIR] Where parts too large for memory
+//!                                are staged (unlinked at once).
+//!         --storage-class <c>    Standard, IA, Archive or ColdArchive (config
+//!                                key storage_class) [default: the bucket's].
+//!         --sse <alg>            Server-side encryption AES256, KMS or SM4
+//!                                (config key sse).
+//!         --sse-key-id <id>      KMS key id with --sse KMS (config sse_key_id).
 //!
 //! Where (flag > env > config file):
 //!         --endpoint <host>      [env: OSS_ENDPOINT] e.g. oss-cn-hangzhou.aliyuncs.com;
@@ -46,7 +65,8 @@
 //!                                ~/.aliyun/config.json, ALIBABA_CLOUD_CREDENTIALS_URI,
 //!                                the ECS RAM role (README: OSS credentials).
 //!         --config <file>        Keys endpoint, region, signature_version, bucket,
-//!                                accessKeyId, accessKeySecret, securityToken.
+//!                                accessKeyId, accessKeySecret, securityToken,
+//!                                storage_class, sse, sse_key_id.
 //!         --store-dir <dir>      [env: MB_STORE_DIR] Store in <dir>/<bucket>/<key>
 //!                                instead (temp file, fsync, rename).
 //!         --path-style           http(s)://endpoint/bucket/key addressing (automatic
@@ -54,21 +74,25 @@
 //!         --attempts <n>         Attempts per request [default: 5].
 //!         --timeout <secs>       Seconds without progress before a request is
 //!                                retried [default: 60].
+//!         --deadline <secs>      Seconds for all attempts of one request, plus
+//!                                1 s per MiB sent [default: 600].
 //!     -q, --quiet / -v, --verbose
 //!
 //! Exit status: 0 stored and verified; 1 failure (network, credentials,
-//! missing bucket, empty stdin); 2 usage; 3 the stored object's size or
-//! CRC-64 differs from what was read (it was deleted); 4 the key exists.
+//! missing bucket, empty stdin); 2 usage (bad flag, key or bucket name);
+//! 3 the stored object's CRC-64 differs from what was read; 4 the key
+//! exists; 128 + signal when interrupted (the upload aborted).
 //! ```
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 
 use crate::store::oss::parts::MIN_PART;
-use crate::store::{OssTuning, PutOptions, StoreArgs};
+use crate::store::{OssTuning, PutOptions, PutResult, Store, StoreArgs};
 
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]
@@ -89,6 +113,21 @@ pub struct Args {
     /// Parts uploading at once
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub parallel: u64,
+    /// The stream's approximate size: sizes parts up front
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse_size)]
+    pub expected_size: Option<u64>,
+    /// Where parts too large for memory are staged [default: $TMPDIR]
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+    /// Storage class: Standard, IA, Archive or ColdArchive
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Server-side encryption: AES256, KMS or SM4
+    #[arg(long, value_name = "ALG")]
+    pub sse: Option<String>,
+    /// KMS key id for --sse KMS
+    #[arg(long, value_name = "ID")]
+    pub sse_key_id: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -112,6 +151,40 @@ pub struct PutRecord {
     pub etag: Option<String>,
     /// 1 for a simple put, else the number of parts.
     pub parts: u32,
+    /// Storage class asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Server-side encryption asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<String>,
+    /// KMS key id, if any (an id, not a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse_key_id: Option<String>,
+}
+
+const STORAGE_CLASSES: [&str; 4] = ["Standard", "IA", "Archive", "ColdArchive"];
+const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
+
+/// Storage class and encryption from flags, else the config file; checked.
+fn storage_options(args: &Args) -> Result<(Option<String>, Option<String>, Option<String>)> {
+    let config = crate::config::load_optional(args.store.config.as_deref())?;
+    let pick = |flag: &Option<String>, key: &str| {
+        flag.clone().or_else(|| config.as_ref().and_then(|c| c.get(key)).map(str::to_string)).filter(|v| !v.is_empty())
+    };
+    let canonical = |value: Option<String>, allowed: &[&str], what: &str| -> Result<Option<String>> {
+        let Some(value) = value else { return Ok(None) };
+        match allowed.iter().find(|a| a.eq_ignore_ascii_case(&value)) {
+            Some(a) => Ok(Some(a.to_string())),
+            None => Err(usage(format!("{what} {value:?}: expected one of {}", allowed.join(", ")))),
+        }
+    };
+    let class = canonical(pick(&args.storage_class, "storage_class"), &STORAGE_CLASSES, "storage class")?;
+    let sse = canonical(pick(&args.sse, "sse"), &SSE_ALGORITHMS, "server-side encryption")?;
+    let key_id = pick(&args.sse_key_id, "sse_key_id");
+    if key_id.is_some() && sse.as_deref() != Some("KMS") {
+        return Err(usage("--sse-key-id (sse_key_id) needs --sse KMS (sse = KMS)".into()));
+    }
+    Ok((class, sse, key_id))
 }
 
 /// Runs mb-oss-put.
@@ -124,34 +197,31 @@ pub fn run() -> Result<()> {
             args.part_size
         )));
     }
-    let tuning = OssTuning { part_size: args.part_size, parallel: args.parallel as usize };
+    crate::store::validate_key(&args.key)?;
+    let (storage_class, sse, sse_key_id) = storage_options(&args)?;
+    let tuning = OssTuning {
+        part_size: args.part_size,
+        parallel: args.parallel as usize,
+        expected_size: args.expected_size,
+        temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+    };
     let store = args.store.open(tuning)?;
     let mut stdin = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
     if stdin.fill_buf().context("reading stdin")?.is_empty() && !args.allow_empty {
         anyhow::bail!("stdin is empty; refusing to store an empty object as {:?} (use --allow-empty)", args.key);
     }
     let key = &args.key;
-    let put = store
-        .put(key, &mut stdin as &mut dyn Read, &PutOptions { overwrite: args.overwrite })
-        .with_context(|| format!("storing {key:?} in {}", store.location()))?;
-    let head = store.head(key).with_context(|| format!("checking {key:?} in {}", store.location()))?;
-    let problem = match &head {
-        None => Some("it is missing after the upload".to_string()),
-        Some(head) if head.size != put.size => Some(format!("it holds {} bytes but {} were read", head.size, put.size)),
-        Some(head) => match head.crc64 {
-            None => Some("the store did not report its CRC-64 (x-oss-hash-crc64ecma)".to_string()),
-            Some(crc) if crc != put.crc64 => Some(format!("its CRC-64 is {crc} but the bytes read have {}", put.crc64)),
-            Some(_) => None,
-        },
+    let options = PutOptions {
+        overwrite: args.overwrite,
+        storage_class: storage_class.clone(),
+        sse: sse.clone(),
+        sse_key_id: sse_key_id.clone(),
     };
-    if let Some(problem) = problem {
-        // This run created the object; a copy that fails its check must not
-        // be trusted later, so remove it.
-        let removed = match store.delete(key) {
-            Ok(()) => "it was deleted".to_string(),
-            Err(err) => format!("deleting it failed too: {}", crate::cli::one_line(&err)),
-        };
-        return Err(crate::cli::integrity(format!("stored object {key:?} failed verification: {problem}; {removed}")));
+    let put = store
+        .put(key, &mut stdin as &mut dyn Read, &options)
+        .with_context(|| format!("storing {key:?} in {}", store.location()))?;
+    if put.stored_crc64.is_none() {
+        verify_by_head(&*store, key, &put)?;
     }
     let record = PutRecord {
         format: crate::record::PUT_FORMAT,
@@ -159,8 +229,11 @@ pub fn run() -> Result<()> {
         key: key.clone(),
         size: put.size,
         crc64: put.crc64,
-        etag: head.and_then(|h| h.etag).or(put.etag),
+        etag: put.etag,
         parts: put.parts,
+        storage_class,
+        sse,
+        sse_key_id,
     };
     crate::info!(
         "stored {} bytes as {}/{} in {} part(s), CRC-64 {}",
@@ -172,6 +245,35 @@ pub fn run() -> Result<()> {
     );
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
+}
+
+/// For a store whose put answer had no CRC-64: HEAD the object. Another
+/// writer's object (a different ETag) is neither trusted nor deleted.
+fn verify_by_head(store: &dyn Store, key: &str, put: &PutResult) -> Result<()> {
+    let head = store.head(key).with_context(|| format!("checking {key:?} in {}", store.location()))?;
+    let head = match head {
+        Some(head) if put.etag.is_none() || head.etag == put.etag => head,
+        _ => {
+            anyhow::bail!(
+                "stored object {key:?} could not be verified: another writer replaced or removed it meanwhile"
+            )
+        }
+    };
+    let problem = if head.size != put.size {
+        format!("it holds {} bytes but {} were read", head.size, put.size)
+    } else {
+        match head.crc64 {
+            None => "the store did not report its CRC-64 (x-oss-hash-crc64ecma)".to_string(),
+            Some(crc) if crc != put.crc64 => format!("its CRC-64 is {crc} but the bytes read have {}", put.crc64),
+            Some(_) => return Ok(()),
+        }
+    };
+    // Ours (same ETag) and wrong: remove it so nobody trusts it later.
+    let removed = match store.delete(key) {
+        Ok(()) => "it was deleted".to_string(),
+        Err(err) => format!("deleting it failed too: {}", crate::cli::one_line(&err)),
+    };
+    Err(crate::cli::integrity(format!("stored object {key:?} failed verification: {problem}; {removed}")))
 }
 
 fn usage(message: String) -> anyhow::Error {

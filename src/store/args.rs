@@ -45,6 +45,9 @@ pub struct StoreArgs {
     /// Seconds without progress before an OSS request counts as failed
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Seconds all attempts of one OSS request may take together (plus 1 s per MiB sent)
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline: u64,
 }
 
 impl StoreArgs {
@@ -73,6 +76,7 @@ impl StoreArgs {
         let retry = RetryPolicy {
             max_attempts: self.attempts,
             idle_timeout: std::time::Duration::from_secs(self.timeout),
+            max_elapsed: std::time::Duration::from_secs(self.deadline),
             ..RetryPolicy::default()
         };
         let store = OssStore::new(endpoint, creds, &bucket, retry, tuning)?;

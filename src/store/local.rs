@@ -16,8 +16,8 @@ use std::time::UNIX_EPOCH;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    exists_error, read_full, validate_key, ByteRange, GetObject, ListPage, NotFound, ObjectMeta, PutOptions, PutResult,
-    Store,
+    exists_error, not_found, read_full, validate_key, ByteRange, GetObject, ListPage, ObjectMeta, PutOptions,
+    PutResult, Store, StoreError,
 };
 use crate::crc64::Crc64;
 
@@ -42,8 +42,18 @@ impl LocalStore {
         Ok(LocalStore { dir: root.join(bucket), bucket: bucket.to_string() })
     }
 
+    /// The file of `key`. Keys that are legal on OSS but would alias another
+    /// path or leave the directory here (empty, `.` or `..` segments, a
+    /// trailing `/`, NUL) are refused with the reason (exit 2).
     fn path(&self, key: &str) -> Result<PathBuf> {
         validate_key(key)?;
+        if key.contains('\0') || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            return Err(StoreError::InvalidKey {
+                key: key.to_string(),
+                reason: "a local directory store cannot hold keys with empty, '.' or '..' segments, a trailing '/' or NUL (they would alias another file or leave its directory); OSS can".into(),
+            }
+            .into_error());
+        }
         Ok(self.dir.join(key))
     }
 
@@ -129,7 +139,8 @@ impl Store for LocalStore {
             sync_dir(&parent);
             let file = File::open(&path)?;
             let etag = self.meta(key, &file)?.etag;
-            Ok(PutResult { size, crc64, etag, parts: 1 })
+            // No stored CRC: the caller re-reads the file (HEAD) to check what is on disk.
+            Ok(PutResult { size, crc64, etag, parts: 1, stored_crc64: None })
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -141,10 +152,8 @@ impl Store for LocalStore {
         let path = self.path(key)?;
         let mut file = match File::open(&path) {
             Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
-            Ok(_) => return Err(NotFound { location: self.location(), key: key.to_string() }.into()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(NotFound { location: self.location(), key: key.to_string() }.into())
-            }
+            Ok(_) => return Err(not_found(&self.location(), key)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found(&self.location(), key)),
             Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
         };
         let meta = self.meta(key, &file)?;

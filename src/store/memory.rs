@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use super::{
-    exists_error, validate_key, ByteRange, GetObject, ListPage, NotFound, ObjectMeta, PutOptions, PutResult, Store,
+    exists_error, not_found, validate_key, ByteRange, GetObject, ListPage, ObjectMeta, PutOptions, PutResult, Store,
 };
 
 struct Object {
@@ -92,13 +92,13 @@ impl Store for MemoryStore {
             key.to_string(),
             Object { data: Arc::new(data), crc64, etag: etag.clone(), modified: crate::record::now_rfc3339() },
         );
-        Ok(PutResult { size, crc64, etag: Some(etag), parts: 1 })
+        Ok(PutResult { size, crc64, etag: Some(etag), parts: 1, stored_crc64: Some(crc64) })
     }
 
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
         validate_key(key)?;
         let objects = self.objects.lock().unwrap();
-        let object = objects.get(key).ok_or_else(|| NotFound { location: self.location(), key: key.to_string() })?;
+        let object = objects.get(key).ok_or_else(|| not_found(&self.location(), key))?;
         let meta = Self::meta(key, object);
         let (start, len) = ByteRange::resolve(range, meta.size)?;
         let mut cursor = Cursor::new(object.data.clone());

@@ -37,10 +37,16 @@ pub struct ObjectMeta {
 }
 
 /// How to put.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PutOptions {
     /// Replace an existing object; without it an existing key is a conflict (exit 4).
     pub overwrite: bool,
+    /// OSS storage class (Standard, IA, Archive, ColdArchive); other backends ignore it.
+    pub storage_class: Option<String>,
+    /// OSS server-side encryption (AES256, KMS, SM4); other backends ignore it.
+    pub sse: Option<String>,
+    /// The KMS key id with `sse` KMS.
+    pub sse_key_id: Option<String>,
 }
 
 /// What a put stored, as computed while streaming.
@@ -54,6 +60,9 @@ pub struct PutResult {
     pub etag: Option<String>,
     /// Requests that carried data: 1 for a simple put, else the part count.
     pub parts: u32,
+    /// The CRC-64 the store reported for the object this put wrote (OSS:
+    /// the PutObject/Complete answer's header), `None` if it gave none.
+    pub stored_crc64: Option<u64>,
 }
 
 /// An inclusive byte range `START-END`, or `START-` to the end.
@@ -134,8 +143,9 @@ pub trait Store: Send + Sync {
     /// ends up under the key, or nothing does.
     fn put(&self, key: &str, reader: &mut dyn Read, options: &PutOptions) -> Result<PutResult>;
 
-    /// Reads an object, or a byte range of it. A missing key is an error
-    /// for which [`is_not_found`] holds.
+    /// Reads an object, or a byte range of it. A missing key is
+    /// [`StoreError::NotFound`]; every backend reports an existing key on a
+    /// put without overwrite as [`StoreError::AlreadyExists`].
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject>;
 
     /// Size, CRC-64 and ETag of an object; `None` if it does not exist.
@@ -146,6 +156,13 @@ pub trait Store: Send + Sync {
 
     /// Removes an object; removing a missing key succeeds (as on OSS).
     fn delete(&self, key: &str) -> Result<()>;
+
+    /// Makes an archived object readable (OSS: RestoreObject, then waits,
+    /// reporting progress). Backends without archive classes have nothing to do.
+    fn restore(&self, key: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
+        let _ = (key, progress);
+        Ok(())
+    }
 
     /// All objects under `prefix`, every page.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
@@ -162,55 +179,119 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// The error of a read of a missing key.
-#[derive(Debug)]
-pub struct NotFound {
-    /// Where.
-    pub location: String,
-    /// The key.
-    pub key: String,
+/// The errors every backend returns for the same situations, so callers
+/// match a type, not a message or an HTTP code. Find one in an error chain
+/// with [`StoreError::of`]; build one with [`StoreError::into_error`], which
+/// also sets the exit code (4 for an existing key, 2 for a bad key or bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The key has no object.
+    NotFound {
+        /// Where (`oss://bucket`, `dir:/srv/b`).
+        location: String,
+        /// The key.
+        key: String,
+    },
+    /// The key has an object and overwriting was not asked for.
+    AlreadyExists {
+        /// Where.
+        location: String,
+        /// The key.
+        key: String,
+    },
+    /// The key is not one this backend can store.
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The bucket name is not a legal OSS bucket name.
+    InvalidBucket {
+        /// The name.
+        bucket: String,
+    },
 }
 
-impl fmt::Display for NotFound {
+impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no object {:?} in {} (NoSuchKey)", self.key, self.location)
+        match self {
+            StoreError::NotFound { location, key } => write!(f, "no object {key:?} in {location} (NoSuchKey)"),
+            StoreError::AlreadyExists { location, key } => write!(
+                f,
+                "object {key:?} already exists in {location}; refusing to overwrite it (use --overwrite to replace it)"
+            ),
+            StoreError::InvalidKey { key, reason } => write!(f, "bad object key {key:?}: {reason}"),
+            StoreError::InvalidBucket { bucket } => {
+                write!(
+                    f,
+                    "bad bucket name {bucket:?}: 3-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+                )
+            }
+        }
     }
 }
 
-impl std::error::Error for NotFound {}
+impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// The store error in `err`'s chain, if any.
+    pub fn of(err: &anyhow::Error) -> Option<&StoreError> {
+        err.downcast_ref::<StoreError>().or_else(|| err.chain().find_map(|c| c.downcast_ref::<StoreError>()))
+    }
+
+    /// The exit code this error ends a stage with (`src/cli.rs`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StoreError::NotFound { .. } => crate::cli::EXIT_FAILURE,
+            StoreError::AlreadyExists { .. } => crate::cli::EXIT_CONFLICT,
+            StoreError::InvalidKey { .. } | StoreError::InvalidBucket { .. } => crate::cli::EXIT_USAGE,
+        }
+    }
+
+    /// As an error whose chain also carries the exit code (a
+    /// [`crate::cli::Failure`] with the same text, printed once).
+    pub fn into_error(self) -> anyhow::Error {
+        let code = self.exit_code();
+        let failure = crate::cli::Failure { code, message: self.to_string() };
+        anyhow::Error::from(failure).context(self)
+    }
+}
 
 /// Whether an error means "no such object".
 pub fn is_not_found(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<NotFound>().is_some()
-            || cause.downcast_ref::<oss::OssError>().is_some_and(|e| e.is_not_found())
-    })
+    matches!(StoreError::of(err), Some(StoreError::NotFound { .. }))
 }
 
-/// The conflict error (exit 4) for an existing key.
+/// Whether an error means "the key exists and overwriting was refused".
+pub fn is_already_exists(err: &anyhow::Error) -> bool {
+    matches!(StoreError::of(err), Some(StoreError::AlreadyExists { .. }))
+}
+
+/// The not-found error of `key` in `location`.
+pub fn not_found(location: &str, key: &str) -> anyhow::Error {
+    StoreError::NotFound { location: location.to_string(), key: key.to_string() }.into_error()
+}
+
+/// The conflict error (exit 4) of an existing key.
 pub fn exists_error(location: &str, key: &str) -> anyhow::Error {
-    crate::cli::conflict(format!(
-        "object {key:?} already exists in {location}; refusing to overwrite it (use --overwrite to replace it)"
-    ))
+    StoreError::AlreadyExists { location: location.to_string(), key: key.to_string() }.into_error()
 }
 
-/// Checks a key: not empty, at most 1023 bytes, no leading `/` or `\`, no
-/// `.`/`..` segments or NUL (they would escape a local store's directory).
+/// Checks a key as OSS does: 1..1023 bytes of UTF-8, not starting with `/`
+/// or `\`. Empty, `.` and `..` segments are legal OSS keys; a backend that
+/// cannot store them (the local directory) refuses them itself.
 pub fn validate_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        bail!("the object key is empty");
-    }
-    if key.len() > 1023 {
-        bail!("object key is longer than 1023 bytes");
-    }
-    if key.starts_with('/')
-        || key.starts_with('\\')
-        || key.contains('\0')
-        || key.split('/').any(|seg| seg == "." || seg == ".." || seg.is_empty())
-    {
-        bail!("bad object key {key:?}: no leading '/', empty, '.' or '..' segments");
-    }
-    Ok(())
+    let reason = if key.is_empty() {
+        "it is empty"
+    } else if key.len() > 1023 {
+        "it is longer than 1023 bytes"
+    } else if key.starts_with('/') || key.starts_with('\\') {
+        "it starts with '/' or '\\'"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidKey { key: key.to_string(), reason: reason.to_string() }.into_error())
 }
 
 /// Checks a bucket name: 3-63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
@@ -220,7 +301,7 @@ pub fn validate_bucket(bucket: &str) -> Result<()> {
         && !bucket.starts_with('-')
         && !bucket.ends_with('-');
     if !ok {
-        bail!("bad bucket name {bucket:?}: 3-63 characters of a-z, 0-9 and '-'");
+        return Err(StoreError::InvalidBucket { bucket: bucket.to_string() }.into_error());
     }
     Ok(())
 }
@@ -256,9 +337,13 @@ mod tests {
 
     #[test]
     fn keys_and_buckets_are_checked() {
-        assert!(validate_key("backups/2026/full.tar.gz").is_ok());
-        for bad in ["", "/abs", "a/../b", "a//b", "./a", "a/"] {
-            assert!(validate_key(bad).is_err(), "{bad}");
+        for good in ["backups/2026/full.tar.gz", "a//b", "dir/", "a/../b", "./a", ".", "k\\x"] {
+            assert!(validate_key(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/abs", "\\abs", &"k".repeat(1024)] {
+            let err = validate_key(bad).unwrap_err();
+            assert!(matches!(StoreError::of(&err), Some(StoreError::InvalidKey { .. })), "{bad}");
+            assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_USAGE);
         }
         assert!(validate_bucket("my-bucket-1").is_ok());
         assert!(validate_bucket("My_Bucket").is_err());

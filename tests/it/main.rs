@@ -11,6 +11,7 @@ mod oss_credentials;
 mod oss_done;
 mod oss_sdk;
 mod oss_stages;
+mod oss_upload;
 mod pack;
 mod restore_cases;
 mod roundtrip;

@@ -8,7 +8,7 @@ use mb::store::local::LocalStore;
 use mb::store::memory::MemoryStore;
 use mb::store::oss::OssStore;
 use mb::store::oss::{Credentials, Endpoint, RetryPolicy, SignatureVersion};
-use mb::store::{is_not_found, ByteRange, OssTuning, PutOptions, Store};
+use mb::store::{ByteRange, OssTuning, PutOptions, Store, StoreError};
 
 use crate::support::{oss_server, temp_dir};
 
@@ -17,7 +17,7 @@ fn data(len: usize, seed: u32) -> Vec<u8> {
 }
 
 fn put(store: &dyn Store, key: &str, bytes: &[u8], overwrite: bool) -> anyhow::Result<mb::store::PutResult> {
-    store.put(key, &mut &bytes[..], &PutOptions { overwrite })
+    store.put(key, &mut &bytes[..], &PutOptions { overwrite, ..PutOptions::default() })
 }
 
 fn get(store: &dyn Store, key: &str, range: Option<&str>) -> anyhow::Result<Vec<u8>> {
@@ -46,6 +46,17 @@ impl Read for FailingReader {
         Ok(n)
     }
 }
+
+#[track_caller]
+fn assert_not_found(err: &anyhow::Error, key: &str) {
+    match StoreError::of(err) {
+        Some(StoreError::NotFound { key: k, .. }) => assert_eq!(k, key),
+        other => panic!("expected NotFound for {key}, got {other:?}: {err:#}"),
+    }
+}
+
+/// Keys OSS allows that a plain path join would mangle.
+const ODD_KEYS: [&str; 6] = ["odd/a//b", "odd/dir/", "odd/x y+z%?=&中", "odd/a/../b", "odd/./c", "odd/.."];
 
 /// The suite. `big` is a size that makes the backend take its multipart path
 /// (for OSS with 100 KiB parts), or just a larger object elsewhere.
@@ -77,8 +88,9 @@ fn conformance(store: &dyn Store, big: usize) {
     assert_eq!(get(store, "c/empty", None).unwrap(), b"");
     assert_eq!(store.head("c/empty").unwrap().unwrap().crc64, Some(0));
 
-    // Overwrite refusal (exit 4), then an explicit overwrite.
+    // Overwrite refusal: a typed AlreadyExists (exit 4), then an explicit overwrite.
     let err = put(store, "c/small", b"other", false).unwrap_err();
+    assert!(matches!(StoreError::of(&err), Some(StoreError::AlreadyExists { key, .. }) if key == "c/small"), "{err:#}");
     assert_eq!(exit_code_of(&err), EXIT_CONFLICT, "{err:#}");
     assert_eq!(get(store, "c/small", None).unwrap(), small, "refused put left the object alone");
     put(store, "c/small", b"replaced", true).unwrap();
@@ -86,7 +98,7 @@ fn conformance(store: &dyn Store, big: usize) {
 
     // Missing keys.
     let err = store.get("c/missing", None).err().expect("get of a missing key fails");
-    assert!(is_not_found(&err), "{err:#}");
+    assert_not_found(&err, "c/missing");
     store.delete("c/missing").unwrap();
 
     // A put whose input breaks leaves nothing under the key.
@@ -114,13 +126,35 @@ fn conformance(store: &dyn Store, big: usize) {
     // Delete.
     store.delete("p/a").unwrap();
     assert!(store.head("p/a").unwrap().is_none());
-    assert!(is_not_found(&store.get("p/a", None).err().unwrap()));
+    assert_not_found(&store.get("p/a", None).err().unwrap(), "p/a");
+    // Keys OSS refuses are usage errors (exit 2) everywhere.
+    for bad in ["/abs", "\\abs", ""] {
+        let err = put(store, bad, b"x", false).unwrap_err();
+        assert!(matches!(StoreError::of(&err), Some(StoreError::InvalidKey { .. })), "{bad:?}: {err:#}");
+        assert_eq!(exit_code_of(&err), mb::cli::EXIT_USAGE);
+    }
     assert_eq!(store.list("p/").unwrap().len(), 3);
+}
+
+/// Odd but legal OSS keys round trip, each its own object.
+fn odd_keys_round_trip(store: &dyn Store) {
+    for key in ODD_KEYS {
+        put(store, key, key.as_bytes(), false).unwrap();
+    }
+    for key in ODD_KEYS {
+        assert_eq!(get(store, key, None).unwrap(), key.as_bytes(), "{key}");
+    }
+    let listed: Vec<String> = store.list("odd/").unwrap().into_iter().map(|e| e.key).collect();
+    let mut want: Vec<String> = ODD_KEYS.iter().map(|k| k.to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want);
 }
 
 #[test]
 fn memory_backend_conforms() {
-    conformance(&MemoryStore::new("bucket"), 300_000);
+    let store = MemoryStore::new("bucket");
+    conformance(&store, 300_000);
+    odd_keys_round_trip(&store);
 }
 
 #[test]
@@ -128,6 +162,15 @@ fn local_backend_conforms() {
     let dir = temp_dir();
     let store = LocalStore::new(dir.path(), "bucket").unwrap();
     conformance(&store, 300_000);
+    // Keys that would alias another file or leave the directory: refused
+    // with the reason (exit 2), nothing written outside.
+    for key in ["odd/a//b", "odd/dir/", "a/../../escape", "./a", "a/."] {
+        let err = put(&store, key, b"x", false).unwrap_err();
+        assert!(matches!(StoreError::of(&err), Some(StoreError::InvalidKey { .. })), "{key}: {err:#}");
+        assert_eq!(exit_code_of(&err), mb::cli::EXIT_USAGE);
+        assert!(err.to_string().contains("local directory store"), "{err:#}");
+    }
+    assert!(!dir.path().join("escape").exists());
     // No temp files are left behind, even by the failed put.
     let leftovers: Vec<_> = walk(&dir.path().join("bucket")).into_iter().filter(|p| p.contains(".mb-tmp-")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -153,9 +196,13 @@ fn oss_backend_conforms() {
     let endpoint = Endpoint::parse(&server.endpoint(), false).unwrap();
     let v4 = SignatureVersion::V4 { region: "cn-hangzhou".into() };
     let creds = Credentials::fixed(&server.access_key_id(), &server.secret(), None, v4);
-    let tuning = OssTuning { part_size: 100 << 10, parallel: 3 };
+    let tuning = OssTuning { part_size: 100 << 10, parallel: 3, ..OssTuning::default() };
     let store = OssStore::new(endpoint, creds, "bucket", RetryPolicy::default(), tuning).unwrap();
     conformance(&store, 350_000);
+    odd_keys_round_trip(&store);
+    for key in ODD_KEYS {
+        assert!(server.object("bucket", key).is_some(), "stored under its own key: {key}");
+    }
     // The large object went up in parts; the broken one was aborted.
     assert!(server.requests().iter().any(|r| r.contains("partNumber=4")));
     assert!(server.uploads().is_empty(), "no multipart upload left: {:?}", server.uploads());

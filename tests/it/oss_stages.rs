@@ -8,20 +8,20 @@ use std::time::Duration;
 use crate::support::oss_server::{self, Fault, Op, OssServer};
 use crate::support::{assert_fails_with, assert_ok, run_with_input, stage, stderr_of, temp_dir};
 
-const BUCKET: &str = "backups";
+pub(crate) const BUCKET: &str = "backups";
 
-fn server() -> OssServer {
+pub(crate) fn server() -> OssServer {
     let server = oss_server::start();
     server.create_bucket(BUCKET);
     server
 }
 
-fn data(len: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn data(len: usize, seed: u32) -> Vec<u8> {
     crate::support::pseudo_random(len, seed)
 }
 
 /// A stage pointed at the server, credentials in env (as users pass them).
-fn cmd(server: &OssServer, name: &str, args: &[&str]) -> Command {
+pub(crate) fn cmd(server: &OssServer, name: &str, args: &[&str]) -> Command {
     let mut cmd = stage(name);
     cmd.env("OSS_ACCESS_KEY_ID", server.access_key_id())
         .env("OSS_ACCESS_KEY_SECRET", server.secret())
@@ -33,13 +33,13 @@ fn cmd(server: &OssServer, name: &str, args: &[&str]) -> Command {
 }
 
 #[track_caller]
-fn no_secret(output: &Output) {
+pub(crate) fn no_secret(output: &Output) {
     for text in [String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)] {
         assert!(!text.contains(oss_server::ACCESS_KEY_SECRET), "the secret leaked: {text}");
     }
 }
 
-fn put(server: &OssServer, key: &str, input: &[u8], args: &[&str]) -> Output {
+pub(crate) fn put(server: &OssServer, key: &str, input: &[u8], args: &[&str]) -> Output {
     let mut all = vec!["--key", key];
     all.extend_from_slice(args);
     let output = run_with_input(&mut cmd(server, "mb-oss-put", &all), input);
@@ -47,20 +47,20 @@ fn put(server: &OssServer, key: &str, input: &[u8], args: &[&str]) -> Output {
     output
 }
 
-fn get(server: &OssServer, args: &[&str]) -> Output {
+pub(crate) fn get(server: &OssServer, args: &[&str]) -> Output {
     let output = run_with_input(&mut cmd(server, "mb-oss-get", args), b"");
     no_secret(&output);
     output
 }
 
-fn record(output: &Output) -> serde_json::Value {
+pub(crate) fn record(output: &Output) -> serde_json::Value {
     let text = String::from_utf8(output.stdout.clone()).unwrap();
     assert_eq!(text.lines().count(), 1, "one record: {text}");
     serde_json::from_str(&text).unwrap()
 }
 
 #[track_caller]
-fn assert_nothing_left(server: &OssServer, key: &str) {
+pub(crate) fn assert_nothing_left(server: &OssServer, key: &str) {
     assert!(server.object(BUCKET, key).is_none(), "an object was left under {key}");
     assert!(server.uploads().is_empty(), "multipart uploads left: {:?}", server.uploads());
 }
@@ -197,8 +197,9 @@ fn a_slow_server_is_retried_after_the_timeout() {
 #[test]
 fn a_wrong_crc_after_upload_exits_3_and_deletes_the_object() {
     let server = server();
-    // HEAD #1 is the overwrite check (404); HEAD #2 verifies the upload.
-    server.inject(Op::HeadObject, Fault::WrongCrc, 1, 1);
+    // The CompleteMultipartUpload answer reports a CRC-64 that is not the
+    // bytes'; the object carries this run's ETag, so it is removed.
+    server.inject(Op::Complete, Fault::WrongCrc, 0, 1);
     let output = put(&server, "b/badcrc", &data(300_000, 7), &["--part-size", "100KiB"]);
     assert_fails_with(&output, 3, "failed verification");
     assert!(stderr_of(&output).contains("CRC-64"));
@@ -468,5 +469,5 @@ fn two_gib_upload_memory_stays_bounded() {
         secs,
         2048.0 / secs
     );
-    assert!(peak_kib < 300 * 1024, "peak RSS {peak_kib} KiB");
+    assert!(peak_kib < 256 * 1024, "peak RSS {peak_kib} KiB over the 256 MiB bound");
 }

@@ -2,22 +2,24 @@
 //! call the store needs (objects, multipart, listing).
 //!
 //! Async on reqwest; [`super::OssStore`] drives it from sync code
-//! on its own runtime. Every request is retried per [`RetryPolicy`]; bodies
-//! are `Bytes` so a retry resends the same buffer without copying it.
+//! on its own runtime. Requests that are safe to repeat are retried per
+//! [`RetryPolicy`], all attempts within one overall deadline; bodies are
+//! [`PartData`] (in memory or in a staged file) so a retry resends the same
+//! bytes. CompleteMultipartUpload is not repeated blindly: a lost answer is
+//! resolved by checking the object (see [`Client::complete_multipart`]).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use bytes::Bytes;
-use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 
+use super::body::PartData;
+pub use super::calls::{multipart_etag, HeadAnswer, ListAnswer, ObjectOptions, PutAnswer};
 use super::credentials::Credentials;
-use super::error::{escape, xml_blocks, xml_text, OssError};
+use super::error::OssError;
 use super::retry::RetryPolicy;
 use super::sign::{sign, SignatureVersion, Unsigned};
-use crate::store::ObjectMeta;
 
 /// Where OSS is: scheme, host (with port) and the addressing style.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,24 +128,6 @@ pub fn decode_component(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// What a put or complete answered.
-#[derive(Clone, Debug, Default)]
-pub struct PutAnswer {
-    /// The object's ETag, quotes removed.
-    pub etag: Option<String>,
-    /// `x-oss-hash-crc64ecma`, if sent.
-    pub crc64: Option<u64>,
-}
-
-/// One page of a listing.
-#[derive(Clone, Debug, Default)]
-pub struct ListAnswer {
-    /// The objects, in key order.
-    pub entries: Vec<ObjectMeta>,
-    /// The marker of the next page, if the listing was truncated.
-    pub next_marker: Option<String>,
-}
-
 /// Parses an `x-oss-hash-crc64ecma` value (a decimal u64).
 pub fn parse_crc64_header(value: &str) -> Result<u64> {
     value
@@ -152,52 +136,55 @@ pub fn parse_crc64_header(value: &str) -> Result<u64> {
         .with_context(|| format!("bad x-oss-hash-crc64ecma header {value:?}: expected a decimal 64-bit number"))
 }
 
-fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn crc_of(headers: &reqwest::header::HeaderMap) -> Result<Option<u64>> {
+pub(super) fn crc_of(headers: &reqwest::header::HeaderMap) -> Result<Option<u64>> {
     header(headers, "x-oss-hash-crc64ecma").map(parse_crc64_header).transpose()
 }
 
-fn etag_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
+pub(super) fn etag_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
     header(headers, "etag").map(|e| e.trim_matches('"').to_string())
 }
 
 /// One request, before signing. Kept whole so a retry can resend it.
-struct Call<'a> {
-    method: Method,
-    bucket: &'a str,
-    key: &'a str,
-    query: Vec<(String, Option<String>)>,
-    headers: Vec<(String, String)>,
-    body: Bytes,
-    content_md5: bool,
-    content_type: &'a str,
+pub(super) struct Call<'a> {
+    pub(super) method: Method,
+    pub(super) bucket: &'a str,
+    pub(super) key: &'a str,
+    pub(super) query: Vec<(String, Option<String>)>,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: PartData,
+    pub(super) content_md5: bool,
+    pub(super) content_type: &'a str,
+    /// Safe to send again after a lost answer (false: CompleteMultipartUpload).
+    pub(super) idempotent: bool,
 }
 
 impl<'a> Call<'a> {
-    fn new(method: Method, bucket: &'a str, key: &'a str) -> Self {
+    pub(super) fn new(method: Method, bucket: &'a str, key: &'a str) -> Self {
         Call {
             method,
             bucket,
             key,
             query: Vec::new(),
             headers: Vec::new(),
-            body: Bytes::new(),
+            body: PartData::empty(),
             content_md5: false,
             content_type: "",
+            idempotent: true,
         }
     }
-    fn query(mut self, name: &str, value: Option<&str>) -> Self {
+    pub(super) fn query(mut self, name: &str, value: Option<&str>) -> Self {
         self.query.push((name.to_string(), value.map(str::to_string)));
         self
     }
-    fn header(mut self, name: &str, value: &str) -> Self {
+    pub(super) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
-    fn body(mut self, body: Bytes) -> Self {
+    pub(super) fn body(mut self, body: PartData) -> Self {
         self.body = body;
         self.content_md5 = true;
         self
@@ -240,35 +227,60 @@ impl Client {
 
     /// Sends a call, retrying per the policy. Returns a 2xx response, or an
     /// error that holds an [`OssError`] (for error answers) or the transport error.
-    async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response> {
-        let md5 = call.content_md5.then(|| base64::engine::general_purpose::STANDARD.encode(Md5::digest(&call.body)));
+    ///
+    /// Error answers that say "try again" (5xx, 408, 429) are retried; a
+    /// broken connection or timeout only when the call is idempotent. All
+    /// attempts end by the policy's overall deadline.
+    pub(super) async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response> {
+        let md5 = call.content_md5.then(|| call.body.content_md5());
         let url = self.endpoint.url(call.bucket, call.key, &call.query);
+        let deadline = Instant::now() + self.retry.overall_deadline(call.body.len());
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.send_once(call, &url, md5.as_deref()).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = if left.is_zero() {
+                Err(anyhow::anyhow!("gave up: the request's overall deadline passed"))
+            } else {
+                match tokio::time::timeout(left, self.send_once(call, &url, md5.as_deref())).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!(
+                        "gave up: the request's overall deadline ({:?}) passed",
+                        self.retry.overall_deadline(call.body.len())
+                    )),
+                }
+            };
             let retryable = match &result {
                 Ok(_) => false,
                 Err(err) => match err.downcast_ref::<OssError>() {
                     Some(oss) => oss.is_retryable(),
-                    None => true,
+                    None => call.idempotent,
                 },
             };
-            if !retryable || attempt >= self.retry.max_attempts {
+            let wait = self.retry.backoff(attempt);
+            let out_of_time = Instant::now() + wait >= deadline;
+            if !retryable || attempt >= self.retry.max_attempts || out_of_time {
                 return result.with_context(|| {
                     let what = if call.key.is_empty() {
                         format!("{} /{}/", call.method, call.bucket)
                     } else {
                         format!("{} /{}/{}", call.method, call.bucket, call.key)
                     };
-                    if attempt > 1 {
-                        format!("{what} at {} (after {attempt} attempts)", self.endpoint)
+                    let deadline = if retryable && out_of_time && attempt < self.retry.max_attempts {
+                        format!(
+                            "; gave up at the overall deadline of {} s (--deadline)",
+                            self.retry.overall_deadline(call.body.len()).as_secs()
+                        )
                     } else {
-                        format!("{what} at {}", self.endpoint)
+                        String::new()
+                    };
+                    if attempt > 1 {
+                        format!("{what} at {} (after {attempt} attempts{deadline})", self.endpoint)
+                    } else {
+                        format!("{what} at {}{deadline}", self.endpoint)
                     }
                 });
             }
-            let wait = self.retry.backoff(attempt);
             if let Err(err) = &result {
                 crate::debug!("{} {}: {}; retrying in {:?}", call.method, call.key, crate::cli::one_line(err), wait);
             }
@@ -295,9 +307,18 @@ impl Client {
             request = request.header(name.as_str(), value.as_str());
         }
         if call.method == Method::PUT || call.method == Method::POST {
-            request = request.timeout(self.retry.request_timeout(call.body.len() as u64)).body(call.body.clone());
+            // Always a Content-Length, 0 included: OSS answers 411 without one,
+            // and a staged body would otherwise go chunked.
+            request = request
+                .timeout(self.retry.request_timeout(call.body.len()))
+                .header(reqwest::header::CONTENT_LENGTH, call.body.len())
+                .body(call.body.to_body());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = if super::raw_path::has_dot_segment(call.key) {
+            super::raw_path::send(request, url, self.retry.connect_timeout).await?
+        } else {
+            request.send().await.map_err(transport_error)?
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -326,177 +347,6 @@ impl Client {
                 .context("signed with V1, which new OSS accounts and buckets refuse: drop --signature-version 1"));
         }
         Err(err.into())
-    }
-
-    /// HeadObject: the object's size, CRC-64 and ETag, or `None` if absent.
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {
-        match self.send(&Call::new(Method::HEAD, bucket, key)).await {
-            Ok(response) => {
-                let headers = response.headers();
-                let size = header(headers, "content-length")
-                    .and_then(|v| v.parse().ok())
-                    .context("HEAD answer without Content-Length")?;
-                Ok(Some(ObjectMeta {
-                    key: key.to_string(),
-                    size,
-                    crc64: crc_of(headers)?,
-                    etag: etag_of(headers),
-                    last_modified: header(headers, "last-modified").and_then(http_date_to_rfc3339),
-                }))
-            }
-            Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "NoSuchKey") => Ok(None),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// PutObject with Content-MD5; `forbid_overwrite` sends `x-oss-forbid-overwrite: true`.
-    pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes, forbid_overwrite: bool) -> Result<PutAnswer> {
-        let mut call = Call::new(Method::PUT, bucket, key).body(body);
-        if forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
-        }
-        let response = self.send(&call).await?;
-        Ok(PutAnswer { etag: etag_of(response.headers()), crc64: crc_of(response.headers())? })
-    }
-
-    /// InitiateMultipartUpload: the upload id.
-    pub async fn initiate_multipart(&self, bucket: &str, key: &str, forbid_overwrite: bool) -> Result<String> {
-        let mut call = Call::new(Method::POST, bucket, key).query("uploads", None);
-        if forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
-        }
-        let text = self.send(&call).await?.text().await.context("reading InitiateMultipartUpload answer")?;
-        xml_text(&text, "UploadId")
-            .filter(|id| !id.is_empty())
-            .context("InitiateMultipartUpload answer has no UploadId")
-    }
-
-    /// UploadPart with Content-MD5.
-    pub async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        body: Bytes,
-    ) -> Result<PutAnswer> {
-        let call = Call::new(Method::PUT, bucket, key)
-            .query("partNumber", Some(&number.to_string()))
-            .query("uploadId", Some(upload_id))
-            .body(body);
-        let response = self.send(&call).await?;
-        Ok(PutAnswer { etag: etag_of(response.headers()), crc64: crc_of(response.headers())? })
-    }
-
-    /// CompleteMultipartUpload from `(part number, etag)` pairs in order.
-    pub async fn complete_multipart(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        forbid_overwrite: bool,
-    ) -> Result<PutAnswer> {
-        let mut xml = String::from("<CompleteMultipartUpload>");
-        for (number, etag) in parts {
-            xml.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag></Part>", escape(etag)));
-        }
-        xml.push_str("</CompleteMultipartUpload>");
-        let mut call = Call::new(Method::POST, bucket, key).query("uploadId", Some(upload_id)).body(Bytes::from(xml));
-        call.content_type = "application/xml";
-        if forbid_overwrite {
-            call = call.header("x-oss-forbid-overwrite", "true");
-        }
-        let response = self.send(&call).await?;
-        let crc = crc_of(response.headers())?;
-        let header_etag = etag_of(response.headers());
-        let text = response.text().await.context("reading CompleteMultipartUpload answer")?;
-        let etag = xml_text(&text, "ETag").map(|e| e.trim_matches('"').to_string()).or(header_etag);
-        Ok(PutAnswer { etag, crc64: crc })
-    }
-
-    /// AbortMultipartUpload (an upload that is already gone counts as aborted).
-    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        let call = Call::new(Method::DELETE, bucket, key).query("uploadId", Some(upload_id));
-        match self.send(&call).await {
-            Err(err) if err.downcast_ref::<OssError>().is_some_and(|e| e.code == "NoSuchUpload") => Ok(()),
-            other => other.map(drop),
-        }
-    }
-
-    /// DeleteObject (OSS answers 204 for a missing key too).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.send(&Call::new(Method::DELETE, bucket, key)).await.map(drop)
-    }
-
-    /// ListObjects (V1): one page of keys under `prefix` after `marker`.
-    pub async fn list_objects(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        marker: Option<&str>,
-        max_keys: usize,
-    ) -> Result<ListAnswer> {
-        let mut call = Call::new(Method::GET, bucket, "")
-            .query("encoding-type", Some("url"))
-            .query("max-keys", Some(&max_keys.to_string()));
-        if !prefix.is_empty() {
-            call = call.query("prefix", Some(prefix));
-        }
-        if let Some(marker) = marker {
-            call = call.query("marker", Some(marker));
-        }
-        let text = self.send(&call).await?.text().await.context("reading ListObjects answer")?;
-        let url_encoded = xml_text(&text, "EncodingType").is_some_and(|e| e.eq_ignore_ascii_case("url"));
-        let decode = |s: String| if url_encoded { decode_component(&s) } else { s };
-        let mut entries = Vec::new();
-        for block in xml_blocks(&text, "Contents") {
-            let key = decode(xml_text(block, "Key").context("ListObjects entry without Key")?);
-            entries.push(ObjectMeta {
-                key,
-                size: xml_text(block, "Size").and_then(|s| s.parse().ok()).context("ListObjects entry without Size")?,
-                crc64: None,
-                etag: xml_text(block, "ETag").map(|e| e.trim_matches('"').to_string()),
-                last_modified: xml_text(block, "LastModified"),
-            });
-        }
-        let truncated = xml_text(&text, "IsTruncated").is_some_and(|t| t == "true");
-        let next_marker = if truncated {
-            Some(
-                xml_text(&text, "NextMarker")
-                    .map(decode)
-                    .filter(|m| !m.is_empty())
-                    .or_else(|| entries.last().map(|e| e.key.clone()))
-                    .context("truncated listing without NextMarker")?,
-            )
-        } else {
-            None
-        };
-        Ok(ListAnswer { entries, next_marker })
-    }
-
-    /// GetObject from `start` (to `end` inclusive, if given), with
-    /// `x-oss-range-behavior: standard` so a bad range is an error, not the
-    /// whole object. `if_match` pins the ETag when resuming.
-    pub async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        range: Option<(u64, Option<u64>)>,
-        if_match: Option<&str>,
-    ) -> Result<reqwest::Response> {
-        let mut call = Call::new(Method::GET, bucket, key);
-        if let Some((start, end)) = range {
-            let value = match end {
-                Some(end) => format!("bytes={start}-{end}"),
-                None => format!("bytes={start}-"),
-            };
-            call = call.header("Range", &value).header("x-oss-range-behavior", "standard");
-        }
-        if let Some(etag) = if_match {
-            call = call.header("If-Match", &format!("\"{etag}\""));
-        }
-        self.send(&call).await
     }
 }
 

@@ -2,8 +2,11 @@
 //!
 //! A request is retried on a 5xx answer, a timeout, or a broken connection,
 //! with exponential backoff and jitter; 4xx answers are final (except 408 and
-//! 429, which mean "try again"). The whole body is kept in memory so a retried
-//! request (a part, a simple put) sends exactly the same bytes.
+//! 429, which mean "try again"). Only requests that are safe to repeat are
+//! retried after a broken connection (see `client.rs`). Every body can be
+//! sent again from its start (in memory or a staged file), so a retried part
+//! or simple put sends exactly the same bytes. All attempts of one request
+//! share one overall deadline.
 
 use std::time::Duration;
 
@@ -24,6 +27,9 @@ pub struct RetryPolicy {
     /// Whole-request deadline is `idle_timeout + body / min_throughput`
     /// (default 1 MiB/s), so a 5 GiB part gets time but a hung one does not.
     pub min_throughput: u64,
+    /// All attempts of one request (waits included) end within
+    /// `max_elapsed + body / min_throughput` (default 10 min).
+    pub max_elapsed: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +41,7 @@ impl Default for RetryPolicy {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             min_throughput: 1 << 20,
+            max_elapsed: Duration::from_secs(600),
         }
     }
 }
@@ -51,9 +58,14 @@ impl RetryPolicy {
         capped + jitter
     }
 
-    /// The deadline of a request that sends `body_len` bytes.
+    /// The deadline of one attempt of a request that sends `body_len` bytes.
     pub fn request_timeout(&self, body_len: u64) -> Duration {
         self.idle_timeout + Duration::from_secs(body_len / self.min_throughput.max(1))
+    }
+
+    /// The deadline of all attempts together of a request that sends `body_len` bytes.
+    pub fn overall_deadline(&self, body_len: u64) -> Duration {
+        self.max_elapsed + Duration::from_secs(body_len / self.min_throughput.max(1))
     }
 }
 
@@ -68,5 +80,6 @@ mod tests {
         assert!(policy.backoff(3) >= Duration::from_millis(800));
         assert!(policy.backoff(30) <= Duration::from_millis(12_500));
         assert_eq!(policy.request_timeout(5 << 30), Duration::from_secs(60 + 5 * 1024));
+        assert_eq!(policy.overall_deadline(5 << 30), Duration::from_secs(600 + 5 * 1024));
     }
 }

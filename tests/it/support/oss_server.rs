@@ -54,6 +54,8 @@ pub enum Op {
     DeleteObject,
     /// ListObjects.
     ListObjects,
+    /// RestoreObject.
+    Restore,
 }
 
 /// What goes wrong.
@@ -72,6 +74,9 @@ pub enum Fault {
     WrongCrc,
     /// GetObject: ignore the Range header and send the whole object (200).
     IgnoreRange,
+    /// Carry out the request, then reset the connection instead of
+    /// answering (the answer is lost, the work is done).
+    LoseAnswer,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +99,35 @@ pub struct Object {
     /// ETag without quotes.
     pub etag: String,
     modified: SystemTime,
+    /// Storage class, SSE and KMS key id given at upload.
+    pub options: StorageOptions,
+    /// Restore state of an archived object: `None` never asked, `Some(n)`
+    /// ready after `n` more HEADs (0: restored).
+    pub restore: Option<u32>,
+}
+
+/// Storage class and server-side encryption of an object, as uploaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// `x-oss-storage-class` (None: Standard).
+    pub storage_class: Option<String>,
+    /// `x-oss-server-side-encryption`.
+    pub sse: Option<String>,
+    /// `x-oss-server-side-encryption-key-id`.
+    pub sse_key_id: Option<String>,
+}
+
+impl StorageOptions {
+    fn of(request: &Request) -> StorageOptions {
+        StorageOptions {
+            storage_class: request.header("x-oss-storage-class").map(str::to_string),
+            sse: request.header("x-oss-server-side-encryption").map(str::to_string),
+            sse_key_id: request.header("x-oss-server-side-encryption-key-id").map(str::to_string),
+        }
+    }
+    fn archived(&self) -> bool {
+        matches!(self.storage_class.as_deref(), Some("Archive" | "ColdArchive" | "DeepColdArchive"))
+    }
 }
 
 #[derive(Default)]
@@ -113,6 +147,7 @@ struct Upload {
     bucket: String,
     key: String,
     parts: BTreeMap<u32, Part>,
+    options: StorageOptions,
 }
 
 struct State {
@@ -125,6 +160,7 @@ struct State {
     requests: Vec<String>,
     next_id: u64,
     expired_refusals: usize,
+    restore_polls: u32,
 }
 
 /// A running server; stops when dropped.
@@ -158,6 +194,7 @@ impl OssServer {
             requests: Vec::new(),
             next_id: 1,
             expired_refusals: 0,
+            restore_polls: 2,
         }));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
@@ -268,6 +305,18 @@ impl OssServer {
         self.lock().max_keys = n.max(1);
     }
 
+    /// HEADs of a restoring object before its restore completes (default 2).
+    pub fn set_restore_polls(&self, n: u32) {
+        self.lock().restore_polls = n;
+    }
+
+    /// Stores an object directly with a storage class (no request).
+    pub fn put_object_with_class(&self, bucket: &str, key: &str, data: &[u8], class: &str) {
+        let mut object = make_object(data.to_vec(), false);
+        object.options.storage_class = Some(class.to_string());
+        self.lock().buckets.entry(bucket.to_string()).or_default().objects.insert(key.to_string(), object);
+    }
+
     /// Runs the server's clock `secs` ahead (negative: behind).
     pub fn set_clock_offset(&self, secs: i64) {
         self.lock().clock_offset = secs;
@@ -335,7 +384,15 @@ fn make_object_with(data: Vec<u8>, discard: bool, digests: &Digests) -> Object {
     let crc64 = digests.crc64;
     let etag = hex_upper(&digests.md5);
     let size = data.len() as u64;
-    Object { data: Arc::new(if discard { Vec::new() } else { data }), size, crc64, etag, modified: SystemTime::now() }
+    Object {
+        data: Arc::new(if discard { Vec::new() } else { data }),
+        size,
+        crc64,
+        etag,
+        modified: SystemTime::now(),
+        options: StorageOptions::default(),
+        restore: None,
+    }
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -367,6 +424,7 @@ impl Request {
             "PUT" if self.has("partNumber") => Op::UploadPart,
             "PUT" => Op::PutObject,
             "POST" if self.has("uploads") => Op::Initiate,
+            "POST" if self.has("restore") => Op::Restore,
             "POST" => Op::Complete,
             "DELETE" if self.has("uploadId") => Op::Abort,
             "DELETE" => Op::DeleteObject,
@@ -567,6 +625,13 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
             abort_connection(reader.into_inner());
             return;
         }
+        let chunked = request.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        if upload && request.header("content-length").is_none() && !chunked {
+            // Like OSS: every PUT and POST needs a length, 0 included.
+            let response = error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.", "");
+            let _ = write_response(reader.get_mut(), &request, &response, false).await;
+            return;
+        }
         let body = match read_body(&mut reader, &request, None).await {
             Ok(body) => body,
             Err(_) => return,
@@ -592,6 +657,10 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
                 handle(&mut s, &request, body, &digests)
             }
         };
+        if fault == Some(Fault::LoseAnswer) {
+            abort_connection(reader.into_inner());
+            return;
+        }
         if request.method == "HEAD" && !response.body.is_empty() {
             // HEAD answers have no body: OSS repeats the error XML, base64, in x-oss-err.
             let err = base64::engine::general_purpose::STANDARD.encode(&response.body);
@@ -663,6 +732,8 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
+        411 => "Length Required",
+        202 => "Accepted",
         412 => "Precondition Failed",
         416 => "Requested Range Not Satisfiable",
         500 => "Internal Server Error",
@@ -706,10 +777,24 @@ fn check_md5(request: &Request, digests: &Digests) -> Result<(), Response> {
 }
 
 fn object_headers(response: Response, object: &Object) -> Response {
-    response
+    let mut response = response
         .header("ETag", format!("\"{}\"", object.etag))
         .header("x-oss-hash-crc64ecma", object.crc64.to_string())
         .header("Last-Modified", httpdate::fmt_http_date(object.modified))
+        .header("x-oss-storage-class", object.options.storage_class.as_deref().unwrap_or("Standard"));
+    if let Some(sse) = &object.options.sse {
+        response = response.header("x-oss-server-side-encryption", sse.as_str());
+    }
+    if let Some(id) = &object.options.sse_key_id {
+        response = response.header("x-oss-server-side-encryption-key-id", id.as_str());
+    }
+    match object.restore {
+        Some(0) => {
+            response.header("x-oss-restore", "ongoing-request=\"false\", expiry-date=\"Sun, 16 Apr 2034 08:12:33 GMT\"")
+        }
+        Some(_) => response.header("x-oss-restore", "ongoing-request=\"true\""),
+        None => response,
+    }
 }
 
 fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests) -> Response {
@@ -746,7 +831,8 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests
                     "",
                 );
             }
-            let object = make_object_with(body, bucket.discard, digests);
+            let mut object = make_object_with(body, bucket.discard, digests);
+            object.options = StorageOptions::of(request);
             let response = Response::new(200)
                 .header("ETag", format!("\"{}\"", object.etag))
                 .header("x-oss-hash-crc64ecma", object.crc64.to_string());
@@ -756,9 +842,15 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests
         Op::Initiate => {
             let id = format!("UPLOAD{:08X}", state.next_id);
             state.next_id += 1;
-            state
-                .uploads
-                .insert(id.clone(), Upload { bucket: bucket_name.clone(), key: key.clone(), parts: BTreeMap::new() });
+            state.uploads.insert(
+                id.clone(),
+                Upload {
+                    bucket: bucket_name.clone(),
+                    key: key.clone(),
+                    parts: BTreeMap::new(),
+                    options: StorageOptions::of(request),
+                },
+            );
             Response::new(200).xml(format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>",
                 escape(&bucket_name),
@@ -804,14 +896,36 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests
             state.buckets.get_mut(&bucket_name).unwrap().objects.remove(&key);
             Response::new(204)
         }
-        Op::HeadObject => match state.buckets[&bucket_name].objects.get(&key) {
+        Op::HeadObject => match state.buckets.get_mut(&bucket_name).unwrap().objects.get_mut(&key) {
             Some(object) => {
+                if let Some(left) = object.restore.as_mut() {
+                    *left = left.saturating_sub(1);
+                }
                 let mut r = object_headers(Response::new(200), object);
                 r.head_len = Some(object.size);
                 r
             }
             None => error(404, "NoSuchKey", "The specified key does not exist.", ""),
         },
+        Op::Restore => {
+            let polls = state.restore_polls;
+            let Some(object) = state.buckets.get_mut(&bucket_name).unwrap().objects.get_mut(&key) else {
+                return error(404, "NoSuchKey", "The specified key does not exist.", "");
+            };
+            if !object.options.archived() {
+                return error(400, "OperationNotSupported", "The operation is not supported for this resource.", "");
+            }
+            match object.restore {
+                Some(left) if left > 0 => {
+                    error(409, "RestoreAlreadyInProgress", "The restore operation is in progress.", "")
+                }
+                Some(_) => Response::new(200),
+                None => {
+                    object.restore = Some(polls);
+                    Response::new(202)
+                }
+            }
+        }
         Op::GetObject => get(state, request),
         Op::ListObjects => list(state, request),
         Op::Any => error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.", ""),
@@ -879,7 +993,15 @@ fn complete(state: &mut State, request: &Request, body: &[u8], digests: &Digests
         }
     }
     let etag = format!("{}-{}", hex_upper(&Md5::digest(&md5s)), listed.len());
-    let object = Object { data: Arc::new(data), size, crc64: crc, etag: etag.clone(), modified: SystemTime::now() };
+    let object = Object {
+        data: Arc::new(data),
+        size,
+        crc64: crc,
+        etag: etag.clone(),
+        modified: SystemTime::now(),
+        options: upload.options.clone(),
+        restore: None,
+    };
     state.buckets.get_mut(&request.bucket).unwrap().objects.insert(request.key.clone(), object);
     Response::new(200).header("x-oss-hash-crc64ecma", crc.to_string()).header("ETag", format!("\"{etag}\"")).xml(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><ETag>\"{etag}\"</ETag></CompleteMultipartUploadResult>",
@@ -900,6 +1022,9 @@ fn get(state: &State, request: &Request) -> Response {
     };
     if bucket.discard {
         return error(400, "InvalidRequest", "objects of a discard bucket cannot be read", "");
+    }
+    if object.options.archived() && object.restore != Some(0) {
+        return error(403, "InvalidObjectState", "The operation is not valid for the object's state", "");
     }
     if let Some(want) = request.header("if-match") {
         if want.trim_matches('"') != object.etag {
