@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::mongo::ConnectArgs;
+use crate::mongo::{ConnectArgs, Connection, Need};
 use crate::oplog;
 use crate::record::{self, Kind, Manifest, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
 use crate::{info, warn};
@@ -131,6 +131,7 @@ fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord 
         cycle,
         seq: 0,
         reason: reason.into(),
+        member: None,
     }
 }
 
@@ -140,7 +141,24 @@ fn cycle_id(secs: i64) -> String {
 }
 
 async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefix: String) -> Result<RangeRecord> {
-    let conn = args.connect.connect("mb-oplog-range").await?;
+    // The member read from must have applied through the checkpoint: one
+    // behind it is waited for (--max-lag), or another member is chosen.
+    let need =
+        Need { applied_through: state.as_ref().map(|s| (s.to, "the checkpoint".to_string())), ..Need::default() };
+    let conn = args.connect.connect_for("mb-oplog-range", need).await?;
+    let member = conn.member.clone();
+    let mut record = conn.run(async |conn| decide_on(conn, args, state, databases, prefix).await).await?;
+    record.member = member;
+    Ok(record)
+}
+
+async fn decide_on(
+    conn: &Connection,
+    args: &Args,
+    state: Option<State>,
+    databases: Vec<String>,
+    prefix: String,
+) -> Result<RangeRecord> {
     let server = crate::mongo::server_info(&conn.client).await?;
     if server.set_name.is_none() {
         bail!("the server is not a replica set member: incremental backups need its oplog (set is_inc_backup=0 for full backups only)");
@@ -173,8 +191,11 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         return Ok(full_record(&databases, &prefix, &reason));
     }
     if newest < state.to {
+        // The member was chosen for having applied through the checkpoint.
         bail!(
-            "the server's newest oplog entry {newest} is older than the checkpoint {}: is this the same replica set?",
+            "the newest oplog entry {newest} of {} is older than the checkpoint {}: the member lost writes \
+             (a rollback?) or is not the replica set the checkpoint came from",
+            conn.member.as_deref().unwrap_or(&conn.hosts),
             state.to
         );
     }
@@ -193,6 +214,7 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         cycle: state.cycle,
         seq,
         reason: "checkpoint is in the oplog".into(),
+        member: None,
     })
 }
 

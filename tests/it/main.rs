@@ -11,3 +11,4 @@ mod oss_stages;
 mod pack;
 mod roundtrip;
 mod scripts;
+mod secondary;

@@ -1,0 +1,282 @@
+//! The one replica set member a run reads from.
+//!
+//! A driver picks a server per operation, so with `readPreference=secondary`
+//! one run could read the newest oplog entry, the collections and the oplog
+//! from different secondaries with different lag, and store a short slice
+//! or a dump whose end point is newer than its data. Instead a run resolves
+//! the read preference once: it asks every member `hello` (its role, tags and
+//! the last oplog entry it applied, `lastWrite.opTime`), keeps the eligible
+//! ones, and connects directly to one of them that has applied through the
+//! point the run needs (a checkpoint, a range's end). When none has, it waits
+//! up to the lag bound, then fails naming the members and how far behind
+//! they are. `hello` needs no privilege, so a `backup`-role user can do this.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mongodb::bson::{doc, Document};
+use mongodb::options::{ClientOptions, ReadPreference, SelectionCriteria, ServerAddress};
+use mongodb::Client;
+
+use crate::record::Ts;
+use crate::{info, warn};
+
+/// What a run needs of the member it reads from.
+#[derive(Clone, Debug, Default)]
+pub struct Need {
+    /// The member must have applied the oplog through this point; the text
+    /// names the point in messages ("the checkpoint", "the range's end").
+    pub applied_through: Option<(Ts, String)>,
+    /// Read from this member (`host:port`) if it is eligible and has applied
+    /// through the point: the member that decided the range.
+    pub prefer: Option<String>,
+    /// The run writes (a restore): only the primary will do.
+    pub writable: bool,
+}
+
+/// One member as its own `hello` describes it, with a direct client to it.
+struct Member {
+    host: String,
+    client: Client,
+    primary: bool,
+    secondary: bool,
+    applied: Option<Ts>,
+    tags: Document,
+}
+
+impl Member {
+    fn role(&self) -> &'static str {
+        match (self.primary, self.secondary) {
+            (true, _) => "primary",
+            (_, true) => "secondary",
+            _ => "member",
+        }
+    }
+
+    fn has_applied(&self, need: &Need) -> bool {
+        need.applied_through.as_ref().is_none_or(|(ts, _)| self.applied.is_some_and(|applied| applied >= *ts))
+    }
+}
+
+/// Connects to the member the run reads from; returns its client and, on a
+/// replica set, its `host:port`. A standalone or a mongos is used as is.
+pub(crate) async fn pin(options: ClientOptions, need: Need, max_lag: Duration) -> Result<(Client, Option<String>)> {
+    let criteria = options.selection_criteria.clone();
+    let direct = options.direct_connection == Some(true);
+    let seed = Client::with_options(options.clone()).context("creating the MongoDB client")?;
+    let hello = match ask_hello(&seed, criteria.clone()).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            seed.shutdown().await;
+            let hosts = options.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+            return Err(err).context(match &criteria {
+                Some(SelectionCriteria::ReadPreference(rp)) if !direct => {
+                    format!("connecting to {hosts}: no member for read preference {}", mode_name(rp))
+                }
+                _ => format!("connecting to {hosts}"),
+            });
+        }
+    };
+    let set_member = hello.get_str("setName").is_ok() && hello.get_str("msg") != Ok("isdbgrid");
+    if !set_member {
+        if need.applied_through.is_some() {
+            seed.shutdown().await;
+            bail!("the server is not a replica set member: incremental backups need its oplog");
+        }
+        return Ok((seed, None));
+    }
+    let mut members = if direct {
+        // The user named this member: read preference does not choose among one.
+        vec![describe(hello.get_str("me").unwrap_or_default().to_string(), seed, &hello)]
+    } else {
+        let mut hosts: Vec<String> = Vec::new();
+        for list in ["hosts", "passives"] {
+            if let Ok(names) = hello.get_array(list) {
+                hosts.extend(names.iter().filter_map(|h| h.as_str().map(str::to_string)));
+            }
+        }
+        seed.shutdown().await;
+        connect_members(&options, &hosts).await
+    };
+    let read_preference = match (&criteria, direct) {
+        (_, true) => ReadPreference::PrimaryPreferred { options: None },
+        _ if need.writable => ReadPreference::Primary,
+        (Some(SelectionCriteria::ReadPreference(rp)), false) => rp.clone(),
+        _ => ReadPreference::Primary,
+    };
+
+    let deadline = Instant::now() + max_lag;
+    let mut announced = false;
+    loop {
+        let eligible = eligible(&members, &read_preference);
+        if eligible.is_empty() {
+            let seen = members.iter().map(|m| format!("{} ({})", m.host, m.role())).collect::<Vec<_>>().join(", ");
+            shutdown_all(members).await;
+            bail!("no reachable member matches read preference {}; members: {seen}", mode_name(&read_preference));
+        }
+        if let Some(index) = choose(&members, &eligible, &need) {
+            let chosen = members.swap_remove(index);
+            shutdown_all(members).await;
+            info!("reading from {} ({}), applied through {}", chosen.host, chosen.role(), show(chosen.applied));
+            return Ok((chosen.client, Some(chosen.host)));
+        }
+        let (point, what) = need.applied_through.clone().expect("choose fails only on a need");
+        let behind = eligible
+            .iter()
+            .map(|&i| {
+                let m = &members[i];
+                let lag = m.applied.map_or(String::new(), |a| format!(" ({} s behind)", point.t.saturating_sub(a.t)));
+                format!("{} ({}) has applied through {}{lag}", m.host, m.role(), show(m.applied))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if Instant::now() >= deadline {
+            shutdown_all(members).await;
+            bail!(
+                "no {} member has applied the oplog through {what} {}: {behind}; waited {} s \
+                 (raise --max-lag / max_lag_seconds, or read from another member)",
+                mode_name(&read_preference),
+                crate::mongo::describe_ts(point),
+                max_lag.as_secs()
+            );
+        }
+        if !announced {
+            warn!("waiting up to {} s for a member to apply through {what} {point}: {behind}", max_lag.as_secs());
+            announced = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        for member in &mut members {
+            if let Ok(reply) = ask_hello(&member.client, None).await {
+                refresh(member, &reply);
+            }
+        }
+    }
+}
+
+async fn ask_hello(client: &Client, criteria: Option<SelectionCriteria>) -> Result<Document> {
+    let admin = client.database("admin");
+    let command = admin.run_command(doc! {"hello": 1});
+    match criteria {
+        Some(criteria) => command.selection_criteria(criteria).await,
+        None => command.await,
+    }
+    .context("asking `hello`")
+}
+
+/// Direct clients to every member that answers; the unreachable are left out.
+async fn connect_members(options: &ClientOptions, hosts: &[String]) -> Vec<Member> {
+    let probes = hosts.iter().map(|host| async move {
+        let address = ServerAddress::parse(host).ok()?;
+        let mut member_options = options.clone();
+        member_options.hosts = vec![address];
+        member_options.direct_connection = Some(true);
+        // A direct client reads from a secondary only with a non-primary preference.
+        member_options.selection_criteria =
+            Some(SelectionCriteria::ReadPreference(ReadPreference::PrimaryPreferred { options: None }));
+        let client = Client::with_options(member_options).ok()?;
+        match ask_hello(&client, None).await {
+            Ok(reply) => Some(describe(host.clone(), client, &reply)),
+            Err(err) => {
+                warn!("member {host} does not answer: {}", crate::cli::one_line(&err));
+                client.shutdown().await;
+                None
+            }
+        }
+    });
+    futures_util::future::join_all(probes).await.into_iter().flatten().collect()
+}
+
+fn describe(host: String, client: Client, hello: &Document) -> Member {
+    let mut member = Member { host, client, primary: false, secondary: false, applied: None, tags: Document::new() };
+    refresh(&mut member, hello);
+    member
+}
+
+fn refresh(member: &mut Member, hello: &Document) {
+    member.primary = hello.get_bool("isWritablePrimary").unwrap_or(false);
+    member.secondary = hello.get_bool("secondary").unwrap_or(false);
+    member.tags = hello.get_document("tags").cloned().unwrap_or_default();
+    member.applied = hello
+        .get_document("lastWrite")
+        .and_then(|w| w.get_document("opTime"))
+        .and_then(|o| o.get_timestamp("ts"))
+        .ok()
+        .map(Ts::from);
+}
+
+/// Indexes of the members the read preference allows, tags included.
+fn eligible(members: &[Member], read_preference: &ReadPreference) -> Vec<usize> {
+    let indexes = |keep: &dyn Fn(&Member) -> bool| -> Vec<usize> {
+        members.iter().enumerate().filter(|(_, m)| keep(m)).map(|(i, _)| i).collect()
+    };
+    let primaries = indexes(&|m| m.primary);
+    let (secondaries, options) = match read_preference {
+        ReadPreference::Primary => return primaries,
+        ReadPreference::Secondary { options }
+        | ReadPreference::PrimaryPreferred { options }
+        | ReadPreference::SecondaryPreferred { options } => (indexes(&|m| m.secondary), options),
+        ReadPreference::Nearest { options } => (indexes(&|m| m.primary || m.secondary), options),
+        _ => return primaries,
+    };
+    let tag_sets = options.as_ref().and_then(|o| o.tag_sets.clone()).unwrap_or_default();
+    let tagged = |candidates: Vec<usize>| -> Vec<usize> {
+        if tag_sets.is_empty() {
+            return candidates;
+        }
+        tag_sets
+            .iter()
+            .map(|set| {
+                candidates
+                    .iter()
+                    .copied()
+                    .filter(|&i| set.iter().all(|(k, v)| members[i].tags.get_str(k) == Ok(v.as_str())))
+                    .collect::<Vec<_>>()
+            })
+            .find(|matching| !matching.is_empty())
+            .unwrap_or_default()
+    };
+    match read_preference {
+        ReadPreference::PrimaryPreferred { .. } if !primaries.is_empty() => primaries,
+        ReadPreference::PrimaryPreferred { .. } | ReadPreference::Secondary { .. } => tagged(secondaries),
+        ReadPreference::SecondaryPreferred { .. } => {
+            let secondaries = tagged(secondaries);
+            if secondaries.is_empty() {
+                primaries
+            } else {
+                secondaries
+            }
+        }
+        _ => tagged(secondaries),
+    }
+}
+
+/// The member to read from among the eligible that have applied what the
+/// run needs: the preferred one, else the one furthest ahead.
+fn choose(members: &[Member], eligible: &[usize], need: &Need) -> Option<usize> {
+    let ready: Vec<usize> = eligible.iter().copied().filter(|&i| members[i].has_applied(need)).collect();
+    if let Some(prefer) = &need.prefer {
+        if let Some(&i) = ready.iter().find(|&&i| &members[i].host == prefer) {
+            return Some(i);
+        }
+    }
+    ready.into_iter().max_by_key(|&i| members[i].applied)
+}
+
+async fn shutdown_all(members: Vec<Member>) {
+    futures_util::future::join_all(members.into_iter().map(|m| async move { m.client.shutdown().await })).await;
+}
+
+fn mode_name(read_preference: &ReadPreference) -> &'static str {
+    match read_preference {
+        ReadPreference::Primary => "primary",
+        ReadPreference::Secondary { .. } => "secondary",
+        ReadPreference::PrimaryPreferred { .. } => "primaryPreferred",
+        ReadPreference::SecondaryPreferred { .. } => "secondaryPreferred",
+        ReadPreference::Nearest { .. } => "nearest",
+        _ => "the given",
+    }
+}
+
+fn show(ts: Option<Ts>) -> String {
+    ts.map_or("nothing".into(), crate::mongo::describe_ts)
+}
