@@ -125,17 +125,18 @@ pub(crate) async fn pin(options: ClientOptions, need: Need, max_lag: Duration) -
             .iter()
             .map(|&i| {
                 let m = &members[i];
-                let lag = m.applied.map_or(String::new(), |a| format!(" ({} s behind)", point.t.saturating_sub(a.t)));
-                format!("{} ({}) has applied through {}{lag}", m.host, m.role(), show(m.applied))
+                let lag = m.applied.map_or(String::new(), |a| format!(", {} s behind", point.t.saturating_sub(a.t)));
+                format!("{} ({}) has applied the oplog only through {}{lag}", m.host, m.role(), show(m.applied))
             })
             .collect::<Vec<_>>()
             .join("; ");
         if Instant::now() >= deadline {
             shutdown_all(members).await;
+            let mode =
+                if direct { String::new() } else { format!(" (read preference {})", mode_name(&read_preference)) };
             bail!(
-                "no {} member has applied the oplog through {what} {}: {behind}; waited {} s \
+                "{behind}{mode}: not yet through {what} {}; waited {} s for it \
                  (raise --max-lag / max_lag_seconds, or read from another member)",
-                mode_name(&read_preference),
                 crate::mongo::describe_ts(point),
                 max_lag.as_secs()
             );
