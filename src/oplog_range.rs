@@ -143,8 +143,12 @@ fn cycle_id(secs: i64) -> String {
 async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefix: String) -> Result<RangeRecord> {
     // The member read from must have applied through the checkpoint: one
     // behind it is waited for (--max-lag), or another member is chosen.
-    let need =
-        Need { applied_through: state.as_ref().map(|s| (s.to, "the checkpoint".to_string())), ..Need::default() };
+    let mut need = Need::default();
+    if let Some(state) = &state {
+        if new_cycle_reason(args, state, &databases, &prefix)?.is_none() {
+            need.applied_through = Some((state.to, "the checkpoint".to_string()));
+        }
+    }
     let conn = args.connect.connect_for("mb-oplog-range", need).await?;
     let member = conn.member.clone();
     let mut record = conn.run(async |conn| decide_on(conn, args, state, databases, prefix).await).await?;
@@ -166,19 +170,8 @@ async fn decide_on(
     let Some(state) = state else {
         return Ok(full_record(&databases, &prefix, "no checkpoint yet"));
     };
-    let age_days = (record::now_secs() - record::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
-    if age_days >= args.period {
-        return Ok(full_record(
-            &databases,
-            &prefix,
-            &format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period),
-        ));
-    }
-    if state.databases != databases {
-        return Ok(full_record(&databases, &prefix, "the databases backed up changed"));
-    }
-    if state.prefix != prefix {
-        return Ok(full_record(&databases, &prefix, "the key prefix changed"));
+    if let Some(reason) = new_cycle_reason(args, &state, &databases, &prefix)? {
+        return Ok(full_record(&databases, &prefix, &reason));
     }
     let oldest = oplog::oldest(&conn.client).await?;
     let newest = oplog::newest(&conn.client).await?;
@@ -216,6 +209,21 @@ async fn decide_on(
         reason: "checkpoint is in the oplog".into(),
         member: None,
     })
+}
+
+/// Why the checkpoint starts a new cycle whatever the server holds, if it does.
+fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &str) -> Result<Option<String>> {
+    let age_days = (record::now_secs() - record::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
+    if age_days >= args.period {
+        return Ok(Some(format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period)));
+    }
+    if state.databases != databases {
+        return Ok(Some("the databases backed up changed".into()));
+    }
+    if state.prefix != prefix {
+        return Ok(Some("the key prefix changed".into()));
+    }
+    Ok(None)
 }
 
 /// Reads the state file; a missing file is no checkpoint.

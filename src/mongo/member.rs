@@ -11,6 +11,7 @@
 //! up to the lag bound, then fails naming the members and how far behind
 //! they are. `hello` needs no privilege, so a `backup`-role user can do this.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -30,21 +31,22 @@ pub struct Need {
     /// Read from this member (`host:port`) if it is eligible and has applied
     /// through the point: the member that decided the range.
     pub prefer: Option<String>,
-    /// The run writes (a restore): only the primary will do.
+    /// The run writes (a restore): the driver keeps to the primary, so no
+    /// member is pinned (unless the URI names one with directConnection).
     pub writable: bool,
 }
 
-/// One member as its own `hello` describes it, with a direct client to it.
-struct Member {
+/// One member as its own `hello` describes it.
+#[derive(Clone, Debug, Default)]
+struct Seen {
     host: String,
-    client: Client,
     primary: bool,
     secondary: bool,
     applied: Option<Ts>,
     tags: Document,
 }
 
-impl Member {
+impl Seen {
     fn role(&self) -> &'static str {
         match (self.primary, self.secondary) {
             (true, _) => "primary",
@@ -58,9 +60,33 @@ impl Member {
     }
 }
 
+/// A member and a direct client to it.
+struct Member {
+    seen: Seen,
+    client: Client,
+}
+
+impl std::ops::Deref for Member {
+    type Target = Seen;
+
+    fn deref(&self) -> &Seen {
+        &self.seen
+    }
+}
+
+impl Borrow<Seen> for Member {
+    fn borrow(&self) -> &Seen {
+        &self.seen
+    }
+}
+
 /// Connects to the member the run reads from; returns its client and, on a
 /// replica set, its `host:port`. A standalone or a mongos is used as is.
-pub(crate) async fn pin(options: ClientOptions, need: Need, max_lag: Duration) -> Result<(Client, Option<String>)> {
+pub(crate) async fn pin(mut options: ClientOptions, need: Need, max_lag: Duration) -> Result<(Client, Option<String>)> {
+    if need.writable {
+        // A restore reads what it wrote: everything goes to the primary.
+        options.selection_criteria = None;
+    }
     let criteria = options.selection_criteria.clone();
     let direct = options.direct_connection == Some(true);
     let seed = Client::with_options(options.clone()).context("creating the MongoDB client")?;
@@ -78,6 +104,10 @@ pub(crate) async fn pin(options: ClientOptions, need: Need, max_lag: Duration) -
         }
     };
     let set_member = hello.get_str("setName").is_ok() && hello.get_str("msg") != Ok("isdbgrid");
+    if need.writable && !direct {
+        // Writes go to the primary; the driver follows it through a failover.
+        return Ok((seed, None));
+    }
     if !set_member {
         if need.applied_through.is_some() {
             seed.shutdown().await;
@@ -100,7 +130,6 @@ pub(crate) async fn pin(options: ClientOptions, need: Need, max_lag: Duration) -
     };
     let read_preference = match (&criteria, direct) {
         (_, true) => ReadPreference::PrimaryPreferred { options: None },
-        _ if need.writable => ReadPreference::Primary,
         (Some(SelectionCriteria::ReadPreference(rp)), false) => rp.clone(),
         _ => ReadPreference::Primary,
     };
@@ -118,7 +147,7 @@ pub(crate) async fn pin(options: ClientOptions, need: Need, max_lag: Duration) -
             let chosen = members.swap_remove(index);
             shutdown_all(members).await;
             info!("reading from {} ({}), applied through {}", chosen.host, chosen.role(), show(chosen.applied));
-            return Ok((chosen.client, Some(chosen.host)));
+            return Ok((chosen.client, Some(chosen.seen.host)));
         }
         let (point, what) = need.applied_through.clone().expect("choose fails only on a need");
         let behind = eligible
@@ -188,16 +217,17 @@ async fn connect_members(options: &ClientOptions, hosts: &[String]) -> Vec<Membe
 }
 
 fn describe(host: String, client: Client, hello: &Document) -> Member {
-    let mut member = Member { host, client, primary: false, secondary: false, applied: None, tags: Document::new() };
+    let mut member = Member { seen: Seen { host, ..Seen::default() }, client };
     refresh(&mut member, hello);
     member
 }
 
 fn refresh(member: &mut Member, hello: &Document) {
-    member.primary = hello.get_bool("isWritablePrimary").unwrap_or(false);
-    member.secondary = hello.get_bool("secondary").unwrap_or(false);
-    member.tags = hello.get_document("tags").cloned().unwrap_or_default();
-    member.applied = hello
+    let seen = &mut member.seen;
+    seen.primary = hello.get_bool("isWritablePrimary").unwrap_or(false);
+    seen.secondary = hello.get_bool("secondary").unwrap_or(false);
+    seen.tags = hello.get_document("tags").cloned().unwrap_or_default();
+    seen.applied = hello
         .get_document("lastWrite")
         .and_then(|w| w.get_document("opTime"))
         .and_then(|o| o.get_timestamp("ts"))
@@ -206,9 +236,9 @@ fn refresh(member: &mut Member, hello: &Document) {
 }
 
 /// Indexes of the members the read preference allows, tags included.
-fn eligible(members: &[Member], read_preference: &ReadPreference) -> Vec<usize> {
-    let indexes = |keep: &dyn Fn(&Member) -> bool| -> Vec<usize> {
-        members.iter().enumerate().filter(|(_, m)| keep(m)).map(|(i, _)| i).collect()
+fn eligible<M: Borrow<Seen>>(members: &[M], read_preference: &ReadPreference) -> Vec<usize> {
+    let indexes = |keep: &dyn Fn(&Seen) -> bool| -> Vec<usize> {
+        members.iter().enumerate().filter(|(_, m)| keep((*m).borrow())).map(|(i, _)| i).collect()
     };
     let primaries = indexes(&|m| m.primary);
     let (secondaries, options) = match read_preference {
@@ -230,7 +260,7 @@ fn eligible(members: &[Member], read_preference: &ReadPreference) -> Vec<usize> 
                 candidates
                     .iter()
                     .copied()
-                    .filter(|&i| set.iter().all(|(k, v)| members[i].tags.get_str(k) == Ok(v.as_str())))
+                    .filter(|&i| set.iter().all(|(k, v)| members[i].borrow().tags.get_str(k) == Ok(v.as_str())))
                     .collect::<Vec<_>>()
             })
             .find(|matching| !matching.is_empty())
@@ -253,14 +283,15 @@ fn eligible(members: &[Member], read_preference: &ReadPreference) -> Vec<usize> 
 
 /// The member to read from among the eligible that have applied what the
 /// run needs: the preferred one, else the one furthest ahead.
-fn choose(members: &[Member], eligible: &[usize], need: &Need) -> Option<usize> {
-    let ready: Vec<usize> = eligible.iter().copied().filter(|&i| members[i].has_applied(need)).collect();
+fn choose<M: Borrow<Seen>>(members: &[M], eligible: &[usize], need: &Need) -> Option<usize> {
+    let seen = |i: usize| -> &Seen { members[i].borrow() };
+    let ready: Vec<usize> = eligible.iter().copied().filter(|&i| seen(i).has_applied(need)).collect();
     if let Some(prefer) = &need.prefer {
-        if let Some(&i) = ready.iter().find(|&&i| &members[i].host == prefer) {
+        if let Some(&i) = ready.iter().find(|&&i| &seen(i).host == prefer) {
             return Some(i);
         }
     }
-    ready.into_iter().max_by_key(|&i| members[i].applied)
+    ready.into_iter().max_by_key(|&i| seen(i).applied)
 }
 
 async fn shutdown_all(members: Vec<Member>) {
@@ -280,4 +311,66 @@ fn mode_name(read_preference: &ReadPreference) -> &'static str {
 
 fn show(ts: Option<Ts>) -> String {
     ts.map_or("nothing".into(), crate::mongo::describe_ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::options::ReadPreferenceOptions;
+
+    fn seen(host: &str, primary: bool, applied: u32, tag: &str) -> Seen {
+        Seen {
+            host: host.into(),
+            primary,
+            secondary: !primary,
+            applied: Some(Ts::new(applied, 1)),
+            tags: doc! {"name": tag},
+        }
+    }
+
+    fn set() -> Vec<Seen> {
+        vec![seen("p:1", true, 100, "p"), seen("a:1", false, 90, "a"), seen("b:1", false, 80, "b")]
+    }
+
+    #[test]
+    fn modes_pick_their_members() {
+        let members = set();
+        assert_eq!(eligible(&members, &ReadPreference::Primary), vec![0]);
+        assert_eq!(eligible(&members, &ReadPreference::Secondary { options: None }), vec![1, 2]);
+        assert_eq!(eligible(&members, &ReadPreference::PrimaryPreferred { options: None }), vec![0]);
+        assert_eq!(eligible(&members, &ReadPreference::SecondaryPreferred { options: None }), vec![1, 2]);
+        assert_eq!(eligible(&members, &ReadPreference::Nearest { options: None }), vec![0, 1, 2]);
+        let only_primary = vec![seen("p:1", true, 100, "p")];
+        assert_eq!(eligible(&only_primary, &ReadPreference::SecondaryPreferred { options: None }), vec![0]);
+        assert!(eligible(&only_primary, &ReadPreference::Secondary { options: None }).is_empty());
+    }
+
+    #[test]
+    fn tag_sets_are_tried_in_order() {
+        let members = set();
+        let tags = |sets: &[&str]| {
+            let tag_sets: Vec<_> =
+                sets.iter().map(|t| mongodb::options::TagSet::from([("name".to_string(), t.to_string())])).collect();
+            let options = ReadPreferenceOptions::builder().tag_sets(tag_sets).build();
+            ReadPreference::Secondary { options: Some(options) }
+        };
+        assert_eq!(eligible(&members, &tags(&["b"])), vec![2]);
+        assert_eq!(eligible(&members, &tags(&["x", "a"])), vec![1]);
+        assert!(eligible(&members, &tags(&["x"])).is_empty());
+    }
+
+    #[test]
+    fn the_member_furthest_ahead_that_has_applied_the_need_is_chosen() {
+        let members = set();
+        let need = |t: u32, prefer: Option<&str>| Need {
+            applied_through: Some((Ts::new(t, 1), "the checkpoint".into())),
+            prefer: prefer.map(str::to_string),
+            writable: false,
+        };
+        assert_eq!(choose(&members, &[1, 2], &Need::default()), Some(1));
+        assert_eq!(choose(&members, &[1, 2], &need(85, None)), Some(1));
+        assert_eq!(choose(&members, &[1, 2], &need(95, None)), None, "both secondaries are behind");
+        assert_eq!(choose(&members, &[1, 2], &need(70, Some("b:1"))), Some(2), "the range's member first");
+        assert_eq!(choose(&members, &[1, 2], &need(85, Some("b:1"))), Some(1), "unless it is behind");
+    }
 }

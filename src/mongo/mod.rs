@@ -236,3 +236,34 @@ pub async fn cursor_command(db: &mongodb::Database, command: Document) -> Result
 pub fn describe_ts(ts: Ts) -> String {
     format!("{ts} ({})", crate::record::format_rfc3339(i64::from(ts.t)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_preference_modes_are_named_as_in_uris() {
+        assert_eq!(read_preference("secondary").unwrap(), ReadPreference::Secondary { options: None });
+        assert_eq!(
+            read_preference("SecondaryPreferred").unwrap(),
+            ReadPreference::SecondaryPreferred { options: None }
+        );
+        assert_eq!(read_preference("primary").unwrap(), ReadPreference::Primary);
+        let err = read_preference("secondaries").unwrap_err().to_string();
+        assert!(err.contains("nearest"), "{err}");
+    }
+
+    #[test]
+    fn a_tls_close_without_notify_gets_a_client_certificate_hint() {
+        let err = anyhow::anyhow!("peer closed connection without sending TLS close_notify");
+        let text = format!("{:#}", explain_connect_error(err, "db:27017"));
+        assert!(text.contains("tlsCertificateKeyFile"), "{text}");
+        let other = format!("{:#}", explain_connect_error(anyhow::anyhow!("connection refused"), "db:27017"));
+        assert_eq!(other, "connection refused");
+    }
+
+    #[test]
+    fn points_show_as_utc_too() {
+        assert_eq!(describe_ts(Ts::new(1_795_000_000, 7)), "1795000000,7 (2026-11-18T11:06:40Z)");
+    }
+}

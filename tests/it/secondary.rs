@@ -243,9 +243,30 @@ fn minimal_roles_back_up_and_restore_and_missing_ones_are_named_first() {
         doc! {"createUser": "restoreOnly", "pwd": "o-pw", "roles": [{"role": "restore", "db": "admin"}]},
     );
 
+    source.command(db, doc! {"createUser": "appUser", "pwd": "a-pw", "roles": [{"role": "readWrite", "db": db}]});
+
     let setup = Setup::new(&source, db, true);
     let config = std::fs::read_to_string(&setup.config).unwrap();
     std::fs::write(&setup.config, format!("{config}db_user = backupUser\ndb_passwd = b-pw\n")).unwrap();
+    // An empty MB_MONGO_PASSWORD (a cron line's `MB_MONGO_PASSWORD=`) is unset:
+    // the config's password is used. users_and_roles = 1 carries the database's users.
+    let dir = temp_dir();
+    let with_users = dir.path().join("users.conf");
+    std::fs::write(&with_users, format!("{config}db_user = backupUser\ndb_passwd = b-pw\nusers_and_roles = 1\n"))
+        .unwrap();
+    let manifest_path = dir.path().join("manifest.json");
+    let dump = stage("mb-dump")
+        .arg("--config")
+        .arg(&with_users)
+        .args(["-q", "-o", "/dev/null", "--manifest"])
+        .arg(&manifest_path)
+        .env("MB_MONGO_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_ok(&dump);
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let users = manifest.collections.iter().find(|c| (c.db.as_str(), c.name.as_str()) == ("admin", "system.users"));
+    assert_eq!(users.map(|c| c.docs), Some(1), "the database's one user is carried: {:?}", manifest.collections);
     assert_ok(&setup.backup());
     let writer = Writer::start(source.client(), db);
     std::thread::sleep(Duration::from_millis(300));
