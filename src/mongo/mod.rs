@@ -1,6 +1,6 @@
 //! Connecting to MongoDB: the `--uri` / `--config` / password flags every
 //! stage that talks to a server shares, the one member a run reads from
-//! ([`member`]), the restore privileges check ([`privileges`]), and small
+//! (`member`), the restore privileges check ([`privileges`]), and small
 //! server queries.
 //!
 //! The password never has to be on the command line: it may come from the
