@@ -125,12 +125,9 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
 /// proven to have applied through the range's end, never from one behind it.
 fn need_of(range: Option<&RangeRecord>) -> mongo::Need {
     mongo::Need {
-        applied_through: range
-            .filter(|r| r.kind == Kind::Oplog)
-            .and_then(|r| r.to)
-            .map(|to| (to, "the range's end".to_string())),
+        ahead_of: range.filter(|r| r.kind == Kind::Oplog).and_then(|r| r.to),
         prefer: range.and_then(|r| r.member.clone()),
-        writable: false,
+        ..mongo::Need::default()
     }
 }
 
@@ -184,6 +181,9 @@ async fn dump_from(
                 range.from.context("oplog range record has no `from`")?,
                 range.to.context("oplog range record has no `to`")?,
             );
+            // A lost start is final (exit 5), a lagging end may pass: check in that order.
+            oplog::check_reaches(client, from).await?;
+            conn.wait_applied(to, "the range's end").await?;
             // The proof, in the data: this member's oplog reaches the range's end.
             let newest = oplog::newest(client).await?;
             if newest < to {

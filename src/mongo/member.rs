@@ -28,8 +28,12 @@ pub struct Need {
     /// The member must have applied the oplog through this point; the text
     /// names the point in messages ("the checkpoint", "the range's end").
     pub applied_through: Option<(Ts, String)>,
+    /// Rather read from a member that has applied through this point, but
+    /// take the member furthest ahead without waiting if none has: the run
+    /// checks its oplog first, then waits ([`crate::mongo::Connection::wait_applied`]).
+    pub ahead_of: Option<Ts>,
     /// Read from this member (`host:port`) if it is eligible and has applied
-    /// through the point: the member that decided the range.
+    /// through the points: the member that decided the range.
     pub prefer: Option<String>,
     /// The run writes (a restore): the driver keeps to the primary, so no
     /// member is pinned (unless the URI names one with directConnection).
@@ -177,9 +181,41 @@ pub(crate) async fn pin(mut options: ClientOptions, need: Need, max_lag: Duratio
         tokio::time::sleep(Duration::from_millis(250)).await;
         for member in &mut members {
             if let Ok(reply) = ask_hello(&member.client, None).await {
-                refresh(member, &reply);
+                refresh(&mut member.seen, &reply);
             }
         }
+    }
+}
+
+/// Waits until the member behind `client` has applied through `point`, up to `max_lag`.
+pub(crate) async fn wait_applied(client: &Client, host: &str, point: Ts, what: &str, max_lag: Duration) -> Result<()> {
+    let deadline = Instant::now() + max_lag;
+    let mut announced = false;
+    loop {
+        let mut member = Seen { host: host.to_string(), ..Seen::default() };
+        refresh(&mut member, &ask_hello(client, None).await?);
+        if member.applied.is_some_and(|applied| applied >= point) {
+            return Ok(());
+        }
+        let behind = format!(
+            "{host} ({}) has applied the oplog only through {}, {} s behind",
+            member.role(),
+            show(member.applied),
+            point.t.saturating_sub(member.applied.map_or(0, |a| a.t))
+        );
+        if Instant::now() >= deadline {
+            bail!(
+                "{behind}: not yet through {what} {}; waited {} s for it \
+                 (raise --max-lag / max_lag_seconds, or read from another member)",
+                crate::mongo::describe_ts(point),
+                max_lag.as_secs()
+            );
+        }
+        if !announced {
+            warn!("waiting up to {} s for {what} {point}: {behind}", max_lag.as_secs());
+            announced = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -218,12 +254,11 @@ async fn connect_members(options: &ClientOptions, hosts: &[String]) -> Vec<Membe
 
 fn describe(host: String, client: Client, hello: &Document) -> Member {
     let mut member = Member { seen: Seen { host, ..Seen::default() }, client };
-    refresh(&mut member, hello);
+    refresh(&mut member.seen, hello);
     member
 }
 
-fn refresh(member: &mut Member, hello: &Document) {
-    let seen = &mut member.seen;
+fn refresh(seen: &mut Seen, hello: &Document) {
     seen.primary = hello.get_bool("isWritablePrimary").unwrap_or(false);
     seen.secondary = hello.get_bool("secondary").unwrap_or(false);
     seen.tags = hello.get_document("tags").cloned().unwrap_or_default();
@@ -286,8 +321,9 @@ fn eligible<M: Borrow<Seen>>(members: &[M], read_preference: &ReadPreference) ->
 fn choose<M: Borrow<Seen>>(members: &[M], eligible: &[usize], need: &Need) -> Option<usize> {
     let seen = |i: usize| -> &Seen { members[i].borrow() };
     let ready: Vec<usize> = eligible.iter().copied().filter(|&i| seen(i).has_applied(need)).collect();
+    let ahead = |i: usize| need.ahead_of.is_none_or(|point| seen(i).applied.is_some_and(|a| a >= point));
     if let Some(prefer) = &need.prefer {
-        if let Some(&i) = ready.iter().find(|&&i| &seen(i).host == prefer) {
+        if let Some(&i) = ready.iter().find(|&&i| &seen(i).host == prefer && ahead(i)) {
             return Some(i);
         }
     }
@@ -365,12 +401,16 @@ mod tests {
         let need = |t: u32, prefer: Option<&str>| Need {
             applied_through: Some((Ts::new(t, 1), "the checkpoint".into())),
             prefer: prefer.map(str::to_string),
-            writable: false,
+            ..Need::default()
         };
         assert_eq!(choose(&members, &[1, 2], &Need::default()), Some(1));
         assert_eq!(choose(&members, &[1, 2], &need(85, None)), Some(1));
         assert_eq!(choose(&members, &[1, 2], &need(95, None)), None, "both secondaries are behind");
         assert_eq!(choose(&members, &[1, 2], &need(70, Some("b:1"))), Some(2), "the range's member first");
         assert_eq!(choose(&members, &[1, 2], &need(85, Some("b:1"))), Some(1), "unless it is behind");
+        let ahead = Need { ahead_of: Some(Ts::new(85, 1)), prefer: Some("b:1".into()), ..Need::default() };
+        assert_eq!(choose(&members, &[1, 2], &ahead), Some(1), "a member past the range's end first");
+        let none_ahead = Need { ahead_of: Some(Ts::new(95, 1)), ..Need::default() };
+        assert_eq!(choose(&members, &[1, 2], &none_ahead), Some(1), "else the furthest ahead, without waiting");
     }
 }

@@ -67,6 +67,8 @@ pub struct Connection {
     /// The replica set member every read of this run goes to (`host:port`);
     /// None for a standalone or a mongos.
     pub member: Option<String>,
+    /// How long [`Connection::wait_applied`] waits.
+    max_lag: Duration,
 }
 
 impl Connection {
@@ -75,6 +77,16 @@ impl Connection {
     /// runtime is dropped.
     pub async fn shutdown(self) {
         self.client.shutdown().await;
+    }
+
+    /// Waits until the member has applied the oplog through `point` (named
+    /// `what` in messages), up to the lag bound; then fails naming the member
+    /// and how far behind it is. A standalone or mongos has nothing to wait for.
+    pub async fn wait_applied(&self, point: Ts, what: &str) -> Result<()> {
+        match &self.member {
+            Some(host) => member::wait_applied(&self.client, host, point, what, self.max_lag).await,
+            None => Ok(()),
+        }
     }
 
     /// Runs `work` with this connection, then shuts it down whatever the outcome.
@@ -142,10 +154,10 @@ impl ConnectArgs {
         }
 
         let hosts = options.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
-        let (client, member) = member::pin(options, need, Duration::from_secs(max_lag))
-            .await
-            .map_err(|err| explain_connect_error(err, &hosts))?;
-        Ok(Connection { client, hosts, member })
+        let max_lag = Duration::from_secs(max_lag);
+        let (client, member) =
+            member::pin(options, need, max_lag).await.map_err(|err| explain_connect_error(err, &hosts))?;
+        Ok(Connection { client, hosts, member, max_lag })
     }
 
     fn password(&self, config: Option<&Config>) -> Result<Option<String>> {
