@@ -17,6 +17,12 @@
 //! kind "full" makes a full dump; kind "oplog" dumps the oplog entries in
 //! (from, to] for the databases, and fails (exit 5) if `from` is no longer in
 //! the oplog.
+//!
+//! Every read of a run goes to one replica set member, chosen once by the
+//! read preference (--read-preference, config read_preference): with
+//! --range, the member that decided the range, or one that has applied the
+//! oplog through `to`; a member behind `to` is waited for up to --max-lag,
+//! then the run fails naming it.
 //! ```
 
 use std::io::Write;
