@@ -12,6 +12,9 @@
 //!   --period days old, the databases changed, or the oplog no longer reaches
 //!   back to the checkpoint (an oplog gap: said on stderr and in `reason`);
 //!   kind "oplog" otherwise, for (checkpoint, newest entry].
+//! The server is one replica set member, chosen by the read preference among
+//! those that have applied the oplog through the checkpoint (waiting up to
+//! --max-lag); the record names it (`member`) for mb-dump.
 //! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.gz or
 //! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.gz (timestamps as zero-padded `t_i`), so
 //! a listing sorts into the chain.
