@@ -121,7 +121,11 @@ pub(crate) async fn pin(mut options: ClientOptions, need: Need, max_lag: Duratio
     }
     let mut members = if direct {
         // The user named this member: read preference does not choose among one.
-        vec![describe(hello.get_str("me").unwrap_or_default().to_string(), seed, &hello)]
+        let host = hello
+            .get_str("me")
+            .map(str::to_string)
+            .unwrap_or_else(|_| options.hosts.first().map(ToString::to_string).unwrap_or_default());
+        vec![describe(host, seed, &hello)]
     } else {
         let mut hosts: Vec<String> = Vec::new();
         for list in ["hosts", "passives"] {
@@ -153,26 +157,16 @@ pub(crate) async fn pin(mut options: ClientOptions, need: Need, max_lag: Duratio
             info!("reading from {} ({}), applied through {}", chosen.host, chosen.role(), show(chosen.applied));
             return Ok((chosen.client, Some(chosen.seen.host)));
         }
-        let (point, what) = need.applied_through.clone().expect("choose fails only on a need");
-        let behind = eligible
-            .iter()
-            .map(|&i| {
-                let m = &members[i];
-                let lag = m.applied.map_or(String::new(), |a| format!(", {} s behind", point.t.saturating_sub(a.t)));
-                format!("{} ({}) has applied the oplog only through {}{lag}", m.host, m.role(), show(m.applied))
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+        let Some((point, what)) = need.applied_through.clone() else {
+            shutdown_all(members).await;
+            bail!("no eligible member could be chosen");
+        };
+        let behind = eligible.iter().map(|&i| behind(&members[i], point)).collect::<Vec<_>>().join("; ");
         if Instant::now() >= deadline {
             shutdown_all(members).await;
             let mode =
                 if direct { String::new() } else { format!(" (read preference {})", mode_name(&read_preference)) };
-            bail!(
-                "{behind}{mode}: not yet through {what} {}; waited {} s for it \
-                 (raise --max-lag / max_lag_seconds, or read from another member)",
-                crate::mongo::describe_ts(point),
-                max_lag.as_secs()
-            );
+            return Err(too_far_behind(&format!("{behind}{mode}"), &what, point, max_lag));
         }
         if !announced {
             warn!("waiting up to {} s for a member to apply through {what} {point}: {behind}", max_lag.as_secs());
@@ -197,19 +191,9 @@ pub(crate) async fn wait_applied(client: &Client, host: &str, point: Ts, what: &
         if member.applied.is_some_and(|applied| applied >= point) {
             return Ok(());
         }
-        let behind = format!(
-            "{host} ({}) has applied the oplog only through {}, {} s behind",
-            member.role(),
-            show(member.applied),
-            point.t.saturating_sub(member.applied.map_or(0, |a| a.t))
-        );
+        let behind = behind(&member, point);
         if Instant::now() >= deadline {
-            bail!(
-                "{behind}: not yet through {what} {}; waited {} s for it \
-                 (raise --max-lag / max_lag_seconds, or read from another member)",
-                crate::mongo::describe_ts(point),
-                max_lag.as_secs()
-            );
+            return Err(too_far_behind(&behind, what, point, max_lag));
         }
         if !announced {
             warn!("waiting up to {} s for {what} {point}: {behind}", max_lag.as_secs());
@@ -217,6 +201,21 @@ pub(crate) async fn wait_applied(client: &Client, host: &str, point: Ts, what: &
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// How far a member is behind `point`, for messages.
+fn behind(member: &Seen, point: Ts) -> String {
+    let lag = member.applied.map_or(String::new(), |a| format!(", {} s behind", point.t.saturating_sub(a.t)));
+    format!("{} ({}) has applied the oplog only through {}{lag}", member.host, member.role(), show(member.applied))
+}
+
+fn too_far_behind(behind: &str, what: &str, point: Ts, max_lag: Duration) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{behind}: not yet through {what} {}; waited {} s for it \
+         (raise --max-lag / max_lag_seconds, or read from another member)",
+        crate::mongo::describe_ts(point),
+        max_lag.as_secs()
+    )
 }
 
 async fn ask_hello(client: &Client, criteria: Option<SelectionCriteria>) -> Result<Document> {
