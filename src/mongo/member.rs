@@ -283,6 +283,15 @@ fn eligible<M: Borrow<Seen>>(members: &[M], read_preference: &ReadPreference) ->
         ReadPreference::Nearest { options } => (indexes(&|m| m.primary || m.secondary), options),
         _ => return primaries,
     };
+    // maxStalenessSeconds, measured against the primary's last write.
+    let newest = primaries.first().and_then(|&i| members[i].borrow().applied);
+    let stale = |i: &usize| match (options.as_ref().and_then(|o| o.max_staleness), newest, members[*i].borrow().applied)
+    {
+        (Some(bound), Some(newest), Some(applied)) => u64::from(newest.t.saturating_sub(applied.t)) > bound.as_secs(),
+        _ => false,
+    };
+    let secondaries: Vec<usize> =
+        secondaries.into_iter().filter(|i| !members[*i].borrow().secondary || !stale(i)).collect();
     let tag_sets = options.as_ref().and_then(|o| o.tag_sets.clone()).unwrap_or_default();
     let tagged = |candidates: Vec<usize>| -> Vec<usize> {
         if tag_sets.is_empty() {
@@ -378,6 +387,13 @@ mod tests {
         let only_primary = vec![seen("p:1", true, 100, "p")];
         assert_eq!(eligible(&only_primary, &ReadPreference::SecondaryPreferred { options: None }), vec![0]);
         assert!(eligible(&only_primary, &ReadPreference::Secondary { options: None }).is_empty());
+    }
+
+    #[test]
+    fn max_staleness_leaves_out_secondaries_too_far_behind_the_primary() {
+        let members = set();
+        let options = ReadPreferenceOptions::builder().max_staleness(Duration::from_secs(15)).build();
+        assert_eq!(eligible(&members, &ReadPreference::Secondary { options: Some(options) }), vec![1]);
     }
 
     #[test]
