@@ -215,6 +215,11 @@ fn uri_from_config(config: &Config) -> Result<String> {
         .map(|h| if h.contains(':') { h.trim().to_string() } else { format!("{}:{port}", h.trim()) })
         .collect::<Vec<_>>()
         .join(",");
+    // One host and no read preference: that server itself, as `mongodump
+    // --host` reads it (the seed's advice, "use a secondary's address").
+    if !hosts.contains(',') && config.get("read_preference").is_none() {
+        return Ok(format!("mongodb://{hosts}/?directConnection=true"));
+    }
     Ok(format!("mongodb://{hosts}/"))
 }
 

@@ -181,6 +181,13 @@ fn a_lagging_secondary_never_makes_a_short_backup() {
     assert_ok(&dump);
     assert!(stderr_of(&dump).contains(&format!("reading from {}", set.host(1))), "{}", stderr_of(&dump));
 
+    // The seed's advice, a secondary's address in db_host: that member is read.
+    let one_host = dir.path().join("one.conf");
+    std::fs::write(&one_host, format!("db_host = {}\ndb_name = {db}\n", set.host(1))).unwrap();
+    let dump = stage("mb-dump").arg("--config").arg(&one_host).args(["-v", "-o", "/dev/null"]).output().unwrap();
+    assert_ok(&dump);
+    assert!(stderr_of(&dump).contains(&format!("reading from {} (secondary)", set.host(1))), "{}", stderr_of(&dump));
+
     // A full dump from the held member records its own (old) point, not a newer one.
     let manifest_path = dir.path().join("manifest.json");
     let full = stage("mb-dump")
