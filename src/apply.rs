@@ -385,9 +385,8 @@ async fn apply(
                 }
                 check_chain(&header, chain_end, record.archives)?;
                 if let (Target::Server(client), 0) = (&target, record.archives) {
-                    let dbs: Option<Vec<String>> = (!header.databases.is_empty())
-                        .then(|| header.databases.iter().filter_map(|db| ns_map.map_db(db)).collect());
-                    crate::mongo::privileges::check_restore(client, dbs.as_deref(), args.drop).await?;
+                    let map = |db: &str| ns_map.map_db(db);
+                    crate::mongo::privileges::check_restore(client, &header.databases, map, args.drop).await?;
                 }
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
                 archive = Some(Archive {

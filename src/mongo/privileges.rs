@@ -19,10 +19,18 @@ const NEEDED: [&str; 5] = ["insert", "update", "remove", "createCollection", "cr
 /// Also needed with `--drop`.
 const NEEDED_TO_DROP: &str = "dropCollection";
 
-/// Fails if the user may not restore into `databases` (None: the whole
-/// instance, so any database). Without authentication (no authenticated
-/// user) there is nothing to check.
-pub async fn check_restore(client: &Client, databases: Option<&[String]>, drop: bool) -> Result<()> {
+/// Fails if the user may not restore the backup of `databases` (empty: the
+/// whole instance, so any database), which `map_db` maps to their targets
+/// (None: filtered out). Without authentication (no authenticated user)
+/// there is nothing to check.
+pub async fn check_restore(
+    client: &Client,
+    databases: &[String],
+    map_db: impl Fn(&str) -> Option<String>,
+    drop: bool,
+) -> Result<()> {
+    let mapped: Vec<String> = databases.iter().filter_map(|db| map_db(db)).collect();
+    let databases = if databases.is_empty() { None } else { Some(mapped.as_slice()) };
     if databases.is_some_and(<[String]>::is_empty) {
         return Ok(());
     }
