@@ -98,11 +98,6 @@ impl Connection {
 }
 
 impl ConnectArgs {
-    /// Connects for a run that needs nothing of the oplog position.
-    pub async fn connect(&self, app: &str) -> Result<Connection> {
-        self.connect_for(app, Need::default()).await
-    }
-
     /// Connects to the primary, whatever the read preference: a restore writes.
     pub async fn connect_to_write(&self, app: &str) -> Result<Connection> {
         self.connect_for(app, Need { writable: true, ..Need::default() }).await
