@@ -1,6 +1,6 @@
 //! Connecting to MongoDB: the `--uri` / `--config` / password flags every
 //! stage that talks to a server shares, the one member a run reads from
-//! (`member`), the restore privileges check ([`privileges`]), and small
+//! (`member`, `choice`), the restore privileges check ([`privileges`]), and small
 //! server queries.
 //!
 //! The password never has to be on the command line: it may come from the
@@ -12,6 +12,7 @@
 //! `endSessions` into a runtime being torn down, and the driver's pool
 //! worker then panics (`connection_requester.rs`) on some runs.
 
+mod choice;
 pub(crate) mod member;
 pub mod privileges;
 
@@ -26,7 +27,7 @@ use mongodb::Client;
 use crate::config::Config;
 use crate::record::Ts;
 
-pub use member::Need;
+pub use choice::Need;
 
 /// The connection flags of `mb-dump`, `mb-apply` and `mb-oplog-range`.
 #[derive(clap::Args, Debug, Clone, Default)]
