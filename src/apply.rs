@@ -143,14 +143,20 @@ pub fn run() -> Result<()> {
     let input = crate::cli::open_input(args.input.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let record = runtime.block_on(async {
+        let mut conn = None;
         let target = if let Some(dir) = &args.to_dir {
             Target::Dir(DirTarget::new(dir)?)
         } else if args.dry_run {
             Target::DryRun
         } else {
-            Target::Server(args.connect.connect("mb-apply").await?.client)
+            let server = conn.insert(args.connect.connect_to_write("mb-apply").await?);
+            Target::Server(server.client.clone())
         };
-        apply(&args, target, input, until, ns_map).await
+        let result = apply(&args, target, input, until, ns_map).await;
+        if let Some(conn) = conn {
+            conn.shutdown().await;
+        }
+        result
     })?;
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
@@ -404,6 +410,10 @@ async fn apply(
                     )));
                 }
                 check_chain(&header, chain_end, record.archives)?;
+                if let (Target::Server(client), 0) = (&target, record.archives) {
+                    let map = |db: &str| ns_map.map_db(db);
+                    crate::mongo::privileges::check_restore(client, &header.databases, map, args.drop).await?;
+                }
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
                 archive = Some(Archive {
                     header,
@@ -579,7 +589,10 @@ async fn apply(
             record.collections,
             record.documents,
             record.oplog.applied,
-            record.consistent_at.map(|t| format!("; consistent at {t}")).unwrap_or_default()
+            record
+                .consistent_at
+                .map(|t| format!("; consistent at {}", crate::mongo::describe_ts(t)))
+                .unwrap_or_default()
         );
     }
     Ok(record)

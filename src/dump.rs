@@ -17,6 +17,12 @@
 //! kind "full" makes a full dump; kind "oplog" dumps the oplog entries in
 //! (from, to] for the databases, and fails (exit 5) if `from` is no longer in
 //! the oplog.
+//!
+//! Every read of a run goes to one replica set member, chosen once by the
+//! read preference (--read-preference, config read_preference): with
+//! --range, the member that decided the range, or one that has applied the
+//! oplog through `to`; a member behind `to` is waited for up to --max-lag,
+//! then the run fails naming it.
 //! ```
 
 use std::io::Write;
@@ -138,10 +144,31 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
         Some(path) => Some(read_range(path)?),
         None => None,
     };
-    let conn = args.connect.connect("mb-dump").await?;
+    let conn = args.connect.connect_for("mb-dump", need_of(range.as_ref())).await?;
+    conn.run(async |conn| dump_from(conn, args, range, out).await).await
+}
+
+/// A slice is read from the member that decided its range, or from one
+/// proven to have applied through the range's end, never from one behind it.
+fn need_of(range: Option<&RangeRecord>) -> mongo::Need {
+    mongo::Need {
+        ahead_of: range.filter(|r| r.kind == Kind::Oplog).and_then(|r| r.to),
+        prefer: range.and_then(|r| r.member.clone()),
+        ..mongo::Need::default()
+    }
+}
+
+async fn dump_from(
+    conn: &mongo::Connection,
+    args: &Args,
+    range: Option<RangeRecord>,
+    out: Box<dyn Write + Send>,
+) -> Result<Manifest> {
     let client = &conn.client;
     let server = mongo::server_info(client).await?;
     let config = crate::config::load_optional(args.connect.config.as_deref())?;
+    let users_and_roles = args.users_and_roles
+        || config.as_ref().and_then(|c| c.get("users_and_roles")).is_some_and(|v| matches!(v, "1" | "true" | "yes"));
 
     let mut databases = args.databases.clone();
     if databases.is_empty() {
@@ -184,6 +211,18 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
                 range.from.context("oplog range record has no `from`")?,
                 range.to.context("oplog range record has no `to`")?,
             );
+            // A lost start is final (exit 5), a lagging end may pass: check in that order.
+            oplog::check_reaches(client, from).await?;
+            conn.wait_applied(to, "the range's end").await?;
+            // The proof, in the data: this member's oplog reaches the range's end.
+            let newest = oplog::newest(client).await?;
+            if newest < to {
+                bail!(
+                    "{} has applied the oplog only through {newest}, {} s before the range's end {to}",
+                    conn.member.as_deref().unwrap_or(&conn.hosts),
+                    to.t.saturating_sub(newest.t)
+                );
+            }
             header.oplog_from = Some(from);
             header.oplog_to = Some(to);
             send(&tx, Entry::json(EntryName::Header.path(), &header)?).await?;
@@ -206,7 +245,7 @@ async fn dump(args: &Args, out: Box<dyn Write + Send>) -> Result<Manifest> {
         for db in &db_names {
             plans.extend(plan_database(&client.database(db), whole_instance).await?);
         }
-        if args.users_and_roles && !whole_instance {
+        if users_and_roles && !whole_instance {
             plans.extend(plan_users_and_roles(client, &db_names).await?);
         }
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));

@@ -12,6 +12,9 @@
 //!   --period days old, the databases changed, or the oplog no longer reaches
 //!   back to the checkpoint (an oplog gap: said on stderr and in `reason`);
 //!   kind "oplog" otherwise, for (checkpoint, newest entry].
+//! The server is one replica set member, chosen by the read preference among
+//! those that have applied the oplog through the checkpoint (waiting up to
+//! --max-lag); the record names it (`member`) for mb-dump.
 //! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.gz or
 //! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.gz (timestamps as zero-padded `t_i`), so
 //! a listing sorts into the chain. CYCLE is the cycle's start time to the
@@ -28,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::mongo::ConnectArgs;
+use crate::mongo::{ConnectArgs, Connection, Need};
 use crate::oplog;
 use crate::record::{self, Kind, Manifest, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
 use crate::{info, warn};
@@ -136,6 +139,7 @@ fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord 
         cycle,
         seq: 0,
         reason: reason.into(),
+        member: None,
     }
 }
 
@@ -149,7 +153,28 @@ fn cycle_id(now: std::time::SystemTime) -> String {
 }
 
 async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefix: String) -> Result<RangeRecord> {
-    let conn = args.connect.connect("mb-oplog-range").await?;
+    // The member read from must have applied through the checkpoint: one
+    // behind it is waited for (--max-lag), or another member is chosen.
+    let mut need = Need::default();
+    if let Some(state) = &state {
+        if new_cycle_reason(args, state, &databases, &prefix)?.is_none() {
+            need.applied_through = Some((state.to, "the checkpoint".to_string()));
+        }
+    }
+    let conn = args.connect.connect_for("mb-oplog-range", need).await?;
+    let member = conn.member.clone();
+    let mut record = conn.run(async |conn| decide_on(conn, args, state, databases, prefix).await).await?;
+    record.member = member;
+    Ok(record)
+}
+
+async fn decide_on(
+    conn: &Connection,
+    args: &Args,
+    state: Option<State>,
+    databases: Vec<String>,
+    prefix: String,
+) -> Result<RangeRecord> {
     let server = crate::mongo::server_info(&conn.client).await?;
     if server.set_name.is_none() {
         bail!("the server is not a replica set member: incremental backups need its oplog (set is_inc_backup=0 for full backups only)");
@@ -157,19 +182,8 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
     let Some(state) = state else {
         return Ok(full_record(&databases, &prefix, "no checkpoint yet"));
     };
-    let age_days = (record::now_secs() - record::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
-    if age_days >= args.period {
-        return Ok(full_record(
-            &databases,
-            &prefix,
-            &format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period),
-        ));
-    }
-    if state.databases != databases {
-        return Ok(full_record(&databases, &prefix, "the databases backed up changed"));
-    }
-    if state.prefix != prefix {
-        return Ok(full_record(&databases, &prefix, "the key prefix changed"));
+    if let Some(reason) = new_cycle_reason(args, &state, &databases, &prefix)? {
+        return Ok(full_record(&databases, &prefix, &reason));
     }
     let oldest = oplog::oldest(&conn.client).await?;
     let newest = oplog::newest(&conn.client).await?;
@@ -182,8 +196,11 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         return Ok(full_record(&databases, &prefix, &reason));
     }
     if newest < state.to {
+        // The member was chosen for having applied through the checkpoint.
         bail!(
-            "the server's newest oplog entry {newest} is older than the checkpoint {}: is this the same replica set?",
+            "the newest oplog entry {newest} of {} is older than the checkpoint {}: the member lost writes \
+             (a rollback?) or is not the replica set the checkpoint came from",
+            conn.member.as_deref().unwrap_or(&conn.hosts),
             state.to
         );
     }
@@ -202,7 +219,23 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
         cycle: state.cycle,
         seq,
         reason: "checkpoint is in the oplog".into(),
+        member: None,
     })
+}
+
+/// Why the checkpoint starts a new cycle whatever the server holds, if it does.
+fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &str) -> Result<Option<String>> {
+    let age_days = (record::now_secs() - record::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
+    if age_days >= args.period {
+        return Ok(Some(format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period)));
+    }
+    if state.databases != databases {
+        return Ok(Some("the databases backed up changed".into()));
+    }
+    if state.prefix != prefix {
+        return Ok(Some("the key prefix changed".into()));
+    }
+    Ok(None)
 }
 
 /// Reads the state file; a missing file is no checkpoint.

@@ -221,6 +221,10 @@ pub struct RangeRecord {
     /// The object key this backup is stored under.
     #[serde(default)]
     pub key: String,
+    /// The replica set member (`host:port`) that decided the range; `mb-dump`
+    /// reads from it. Absent in older records and for standalones.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub member: Option<String>,
 }
 
 /// The checkpoint of an incremental chain: the state file.

@@ -16,4 +16,5 @@ mod pack;
 mod restore_cases;
 mod roundtrip;
 mod scripts;
+mod secondary;
 mod stage_cases;

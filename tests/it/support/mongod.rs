@@ -65,8 +65,33 @@ pub struct Mongod {
     pub port: u16,
     /// Whether it is a replica set.
     pub replica_set: bool,
+    /// The admin user (`--auth`) that [`Mongod::client`] logs in as.
+    pub admin: Option<(String, String)>,
     watchdog: Option<Child>,
     _dbpath: tempfile::TempDir,
+}
+
+/// The flags every test mongod gets: loopback, its own dbpath and log, a
+/// small cache, and test commands.
+fn base_args(dbpath: &tempfile::TempDir, port: u16) -> Vec<String> {
+    vec![
+        "--dbpath".into(),
+        dbpath.path().display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--bind_ip".into(),
+        "127.0.0.1".into(),
+        "--logpath".into(),
+        dbpath.path().join("mongod.log").display().to_string(),
+        "--wiredTigerCacheSizeGB".into(),
+        "0.25".into(),
+        "--setParameter".into(),
+        "diagnosticDataCollectionEnabled=false".into(),
+        // For dbHash at a past cluster time ($_internalReadAtClusterTime):
+        // the round-trip tests compare the source at the dump's end point.
+        "--setParameter".into(),
+        "enableTestCommands=1".into(),
+    ]
 }
 
 fn free_port() -> u16 {
@@ -79,24 +104,7 @@ impl Mongod {
         let mongod = mongod_path();
         let dbpath = tempfile::Builder::new().prefix("mb-mongod-").tempdir().unwrap();
         let port = free_port();
-        let mut args: Vec<String> = vec![
-            "--dbpath".into(),
-            dbpath.path().display().to_string(),
-            "--port".into(),
-            port.to_string(),
-            "--bind_ip".into(),
-            "127.0.0.1".into(),
-            "--logpath".into(),
-            dbpath.path().join("mongod.log").display().to_string(),
-            "--wiredTigerCacheSizeGB".into(),
-            "0.25".into(),
-            "--setParameter".into(),
-            "diagnosticDataCollectionEnabled=false".into(),
-            // For dbHash at a past cluster time ($_internalReadAtClusterTime):
-            // the round-trip tests compare the source at the dump's end point.
-            "--setParameter".into(),
-            "enableTestCommands=1".into(),
-        ];
+        let mut args = base_args(&dbpath, port);
         if let Some(secs) = options.sync_delay_secs {
             args.extend(["--syncdelay".into(), secs.to_string()]);
         }
@@ -126,6 +134,7 @@ impl Mongod {
             }
             instance = Mongod::spawn(&mongod, &args, port, options.replica_set, dbpath);
             instance.wait_writable(Some((user.as_str(), password.as_str())));
+            instance.admin = Some((user.clone(), password.clone()));
         }
         instance
     }
@@ -170,7 +179,7 @@ impl Mongod {
                 eprintln!("mongod: {line}");
             }
         });
-        let instance = Mongod { port, replica_set, watchdog: Some(watchdog), _dbpath: dbpath };
+        let instance = Mongod { port, replica_set, admin: None, watchdog: Some(watchdog), _dbpath: dbpath };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "mongod did not listen on {port}; log: {}", instance.log_tail());
@@ -245,12 +254,22 @@ impl Mongod {
         format!("mongodb://{user}:{password}@127.0.0.1:{}/?directConnection=true&authSource=admin", self.port)
     }
 
-    /// A driver client (built without async, so it is safe inside `block_on`).
+    /// A driver client (built without async, so it is safe inside `block_on`),
+    /// logged in as the admin user on a server started with `--auth`.
     pub fn client(&self) -> Client {
-        let options = mongodb::options::ClientOptions::builder()
+        let mut options = mongodb::options::ClientOptions::builder()
             .hosts(vec![mongodb::options::ServerAddress::Tcp { host: "127.0.0.1".into(), port: Some(self.port) }])
             .direct_connection(true)
             .build();
+        if let Some((user, password)) = &self.admin {
+            options.credential = Some(
+                mongodb::options::Credential::builder()
+                    .username(user.clone())
+                    .password(password.clone())
+                    .source("admin".to_string())
+                    .build(),
+            );
+        }
         let _context = runtime().enter();
         Client::with_options(options).expect("client")
     }
@@ -286,4 +305,120 @@ impl Drop for Mongod {
 pub async fn cursor(db: &mongodb::Database, command: Document) -> Vec<Document> {
     use futures_util::TryStreamExt;
     db.run_cursor_command(command).await.unwrap().try_collect().await.unwrap()
+}
+
+/// A three-member replica set `rs3` on three loopback ports. Member 0 is
+/// the primary for good (the others have priority 0, so no election moves
+/// it); members 1 and 2 are secondaries tagged `{"name": "s1"}` and
+/// `{"name": "s2"}`, so a read preference can single one out.
+pub struct ReplicaSet {
+    /// The primary, then the two secondaries.
+    pub members: Vec<Mongod>,
+}
+
+impl ReplicaSet {
+    /// The process-wide shared three-member set.
+    pub fn shared() -> &'static ReplicaSet {
+        static SHARED: OnceLock<ReplicaSet> = OnceLock::new();
+        SHARED.get_or_init(ReplicaSet::start)
+    }
+
+    fn start() -> ReplicaSet {
+        let mongod = mongod_path();
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 3 {
+            let port = free_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        let members: Vec<Mongod> = ports
+            .iter()
+            .map(|&port| {
+                let dbpath = tempfile::Builder::new().prefix("mb-rs3-").tempdir().unwrap();
+                let mut args = base_args(&dbpath, port);
+                // A small oplog keeps the preallocation, and the start, short.
+                args.extend(["--replSet".into(), "rs3".into(), "--oplogSize".into(), "64".into()]);
+                Mongod::spawn(&mongod, &args, port, true, dbpath)
+            })
+            .collect();
+        let host = |i: usize| format!("127.0.0.1:{}", ports[i]);
+        let config = doc! {
+            "_id": "rs3",
+            "members": [
+                {"_id": 0, "host": host(0), "priority": 2},
+                {"_id": 1, "host": host(1), "priority": 0, "tags": {"name": "s1"}},
+                {"_id": 2, "host": host(2), "priority": 0, "tags": {"name": "s2"}},
+            ],
+        };
+        members[0].command("admin", doc! {"replSetInitiate": config});
+        members[0].wait_writable(None);
+        let set = ReplicaSet { members };
+        // A first write, so every member has an oplog entry to report.
+        set.primary().command("admin", doc! {"appendOplogNote": 1, "data": {"mb": "rs3 started"}});
+        set.wait_caught_up(&[1, 2]);
+        set
+    }
+
+    /// The primary.
+    pub fn primary(&self) -> &Mongod {
+        &self.members[0]
+    }
+
+    /// `host:port` of member `i` as the set's config names it.
+    pub fn host(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].port)
+    }
+
+    /// Every member, comma-separated (a config's `db_host`).
+    pub fn hosts(&self) -> String {
+        (0..self.members.len()).map(|i| self.host(i)).collect::<Vec<_>>().join(",")
+    }
+
+    /// A URI to the whole set, with extra query options (`&readPreference=...`).
+    pub fn uri(&self, query: &str) -> String {
+        format!("mongodb://{}/?replicaSet=rs3{query}", self.hosts())
+    }
+
+    /// The last oplog entry member `i` has applied (its `hello`'s `lastWrite`).
+    pub fn applied(&self, i: usize) -> mb::record::Ts {
+        let hello = self.members[i].command("admin", doc! {"hello": 1});
+        let ts = hello.get_document("lastWrite").unwrap().get_document("opTime").unwrap().get_timestamp("ts").unwrap();
+        ts.into()
+    }
+
+    /// Waits until the given secondaries have applied everything the primary has now.
+    pub fn wait_caught_up(&self, secondaries: &[usize]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let target = self.applied(0);
+        for &i in secondaries {
+            loop {
+                let hello = self.members[i].command("admin", doc! {"hello": 1});
+                if hello.get_bool("secondary").unwrap_or(false) && self.applied(i) >= target {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "member {i} never caught up; log: {}", self.members[i].log_tail());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Holds member `i` back with `fsyncLock`: it keeps answering reads with
+    /// stale data and applies nothing until the guard is dropped.
+    pub fn hold_back(&self, i: usize) -> HeldBack<'_> {
+        self.members[i].command("admin", doc! {"fsync": 1, "lock": true});
+        HeldBack { member: &self.members[i] }
+    }
+}
+
+/// A member held by `fsyncLock`; unlocked on drop (also when a test panics).
+pub struct HeldBack<'a> {
+    member: &'a Mongod,
+}
+
+impl Drop for HeldBack<'_> {
+    fn drop(&mut self) {
+        let client = self.member.client();
+        let _ = block_on(async move { client.database("admin").run_command(doc! {"fsyncUnlock": 1}).await });
+    }
 }
