@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::Client;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
@@ -36,6 +36,7 @@ use crate::mongo::ConnectArgs;
 use crate::ns::NsMap;
 use crate::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
 use crate::record::{Header, Kind, Manifest, Ts, TAR_FORMAT};
+use crate::restore::{create_collection, insert_chunk, merge_users_and_roles, PendingIndexes};
 use crate::stream::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
 use crate::{info, warn};
 
@@ -312,12 +313,6 @@ impl DataTarget {
         let capped = metadata.get_document("options").ok().and_then(|o| o.get_bool("capped").ok()).unwrap_or(false);
         DataTarget { data_ns, capped }
     }
-}
-
-/// A collection that was created and whose indexes wait for its data.
-struct PendingIndexes {
-    target: String,
-    indexes: Vec<Document>,
 }
 
 /// The state of one archive (header to manifest).
@@ -628,151 +623,7 @@ async fn finish_data(
     if args.no_indexes || archive.indexes.is_empty() {
         return Ok(());
     }
-    info!("building indexes of {} collections", archive.indexes.len());
-    let mut builds = JoinSet::new();
-    let limit = Arc::new(Semaphore::new(args.parallel));
-    for pending in archive.indexes.drain(..) {
-        let client = client.clone();
-        let permit = limit.clone().acquire_owned().await?;
-        builds.spawn(async move {
-            let (db, coll) = pending.target.split_once('.').unwrap();
-            let result = client
-                .database(db)
-                .run_command(doc! {"createIndexes": coll, "indexes": pending.indexes})
-                .await
-                .with_context(|| format!("building the indexes of {}", pending.target));
-            drop(permit);
-            result.map(|_| ())
-        });
-    }
-    while let Some(done) = builds.join_next().await {
-        done.context("an index build panicked")??;
-    }
-    Ok(())
-}
-
-/// Creates a collection or view from its metadata; returns its indexes to build later.
-async fn create_collection(
-    client: &Client,
-    target_ns: &str,
-    metadata: &Document,
-    drop: bool,
-) -> Result<Option<PendingIndexes>> {
-    let (db_name, coll) = target_ns.split_once('.').context("bad namespace")?;
-    let db = client.database(db_name);
-    let kind = metadata.get_str("type").unwrap_or("collection");
-    if db_name == "admin" && matches!(coll, "system.users" | "system.roles" | "system.version") {
-        if coll != "system.version" {
-            let temp = if coll == "system.users" { "mbtempusers" } else { "mbtemproles" };
-            db.collection::<Document>(temp).drop().await.ok();
-        }
-        return Ok(None);
-    }
-    if drop {
-        db.run_command(doc! {"drop": coll})
-            .await
-            .or_else(|e| if crate::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
-            .with_context(|| format!("dropping {target_ns}"))?;
-    }
-    let exists = !db
-        .list_collection_names()
-        .filter(doc! {"name": coll})
-        .await
-        .with_context(|| format!("looking for {target_ns}"))?
-        .is_empty();
-    if exists {
-        if !drop {
-            crate::debug!("{target_ns} exists: restoring into it with its current options");
-        }
-    } else {
-        let mut create = doc! {"create": coll};
-        create.extend(metadata.get_document("options").cloned().unwrap_or_default());
-        db.run_command(create).await.with_context(|| format!("creating {kind} {target_ns}"))?;
-    }
-    if kind == "view" {
-        return Ok(None);
-    }
-    let indexes: Vec<Document> = metadata
-        .get_array("indexes")
-        .map(|list| list.iter().filter_map(|i| i.as_document().cloned()).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|index| index.get_str("name") != Ok("_id_") && !index.get_bool("clustered").unwrap_or(false))
-        .map(|mut index| {
-            index.remove("ns");
-            index
-        })
-        .collect();
-    Ok((!indexes.is_empty()).then(|| PendingIndexes { target: target_ns.to_string(), indexes }))
-}
-
-/// Inserts one chunk; returns (inserted, duplicates already there).
-async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<(u64, u64)> {
-    let documents = split_documents(&data)?
-        .into_iter()
-        .map(|d| RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| integrity(format!("bad BSON: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let total = documents.len() as u64;
-    match collection.insert_many(documents).ordered(false).bypass_document_validation(true).await {
-        Ok(_) => Ok((total, 0)),
-        Err(err) => {
-            if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
-                let errors = failure.write_errors.as_deref().unwrap_or(&[]);
-                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000)
-                {
-                    // Like mongorestore: documents already there stay as they are.
-                    let duplicates = errors.len() as u64;
-                    return Ok((total - duplicates, duplicates));
-                }
-            }
-            Err(describe_insert_error(err))
-        }
-    }
-}
-
-/// One line for a failed insert: how many documents the server refused and why.
-fn describe_insert_error(err: mongodb::error::Error) -> anyhow::Error {
-    if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
-        if let Some(first) = failure.write_errors.as_deref().and_then(|e| e.first()) {
-            let count = failure.write_errors.as_ref().map_or(0, Vec::len);
-            return anyhow::anyhow!(
-                "the server refused {count} document(s); the first (code {}): {}",
-                first.code,
-                first.message
-            );
-        }
-        if let Some(concern) = &failure.write_concern_error {
-            return anyhow::anyhow!("write concern failed (code {}): {}", concern.code, concern.message);
-        }
-    }
-    err.into()
-}
-
-/// Users and roles go through temp collections and `_mergeAuthzCollections`,
-/// as mongorestore does: the server does not take direct writes to them.
-async fn merge_users_and_roles(client: &Client, header: &Header, drop: bool) -> Result<()> {
-    let admin = client.database("admin");
-    let names = admin.list_collection_names().await?;
-    let has_users = names.iter().any(|n| n == "mbtempusers");
-    let has_roles = names.iter().any(|n| n == "mbtemproles");
-    if !has_users && !has_roles {
-        return Ok(());
-    }
-    let databases = if header.databases.is_empty() { vec![String::new()] } else { header.databases.clone() };
-    for db in databases {
-        let mut command = doc! {"_mergeAuthzCollections": 1, "drop": drop, "db": &db};
-        if has_users {
-            command.insert("tempUsersCollection", "admin.mbtempusers");
-        }
-        if has_roles {
-            command.insert("tempRolesCollection", "admin.mbtemproles");
-        }
-        admin.run_command(command).await.context("restoring users and roles")?;
-    }
-    for name in ["mbtempusers", "mbtemproles"] {
-        admin.collection::<Document>(name).drop().await.ok();
-    }
-    Ok(())
+    crate::restore::build_indexes(client, std::mem::take(&mut archive.indexes), args.parallel).await
 }
 
 /// `--to-dir`: mongodump's directory layout.
