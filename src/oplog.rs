@@ -398,7 +398,7 @@ impl Replayer {
                     return Ok(None);
                 };
                 let Some(target) = self.options.ns_map.map(db, &target_coll) else { return Ok(None) };
-                let (new_db, new_coll) = target.split_once('.').unwrap();
+                let (new_db, new_coll) = target.split_once('.').context("a renamed namespace without a dot")?;
                 op.insert("ns", format!("{new_db}.$cmd"));
                 if command == "commitIndexBuild" {
                     // mongorestore's conversion: the finished build becomes createIndexes.

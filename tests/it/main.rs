@@ -9,5 +9,6 @@ mod incremental;
 mod oss_conformance;
 mod oss_stages;
 mod pack;
+mod replay;
 mod roundtrip;
 mod scripts;
