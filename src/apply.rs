@@ -373,6 +373,9 @@ async fn apply(
                     )));
                 }
                 check_chain(&header, chain_end, record.archives)?;
+                if let Some(replayer) = &mut replayer {
+                    replayer.set_scope(&header.databases);
+                }
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
                 archive = Some(Archive {
                     header,
@@ -521,6 +524,14 @@ async fn apply(
     }
     if let Some(replayer) = &replayer {
         record.oplog = replayer.stats();
+        if !replayer.out_of_scope().is_empty() {
+            let by_db: Vec<String> = replayer.out_of_scope().iter().map(|(db, n)| format!("{db}: {n}")).collect();
+            warn!(
+                "skipped {} oplog operation(s) outside the backup's scope (databases not backed up; {})",
+                record.oplog.out_of_scope,
+                by_db.join(", ")
+            );
+        }
         if replayer.open_transactions() > 0 {
             warn!(
                 "{} transaction(s) had not committed by the end point; they are not applied",

@@ -10,7 +10,7 @@
 //! transactions split over several entries are applied only once their
 //! commit is in range.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Context, Result};
 use mongodb::bson::{doc, Bson, Document, RawDocument};
@@ -160,6 +160,9 @@ pub struct ReplayStats {
     pub applied: u64,
     /// Entries skipped (internal, filtered out, index-build bookkeeping).
     pub skipped: u64,
+    /// Operations on databases outside the backup's scope, not applied
+    /// (the other databases of a cross-database transaction).
+    pub out_of_scope: u64,
     /// The last entry's timestamp that was applied or skipped.
     pub last: Option<Ts>,
 }
@@ -182,7 +185,19 @@ pub struct Replayer {
     pending_first: Option<Ts>,
     /// Operations of transactions whose commit has not been read yet, by (lsid, txnNumber).
     open_transactions: HashMap<String, Vec<Document>>,
+    /// The databases the backup holds (its header's); empty: the whole instance.
+    scope: Vec<String>,
+    /// Operations left out because their database is not in `scope`, by database.
+    out_of_scope: BTreeMap<String, u64>,
     stats: ReplayStats,
+}
+
+/// What one oplog entry becomes.
+#[derive(Default)]
+struct Rewritten {
+    ops: Vec<Document>,
+    /// The operations of one committed transaction: applied all at once.
+    transaction: bool,
 }
 
 /// Server error codes that mean a DDL entry was already applied: replaying a
@@ -205,8 +220,30 @@ impl Replayer {
             pending_bytes: 0,
             pending_first: None,
             open_transactions: HashMap::new(),
+            scope: Vec::new(),
+            out_of_scope: BTreeMap::new(),
             stats: ReplayStats::default(),
         }
+    }
+
+    /// Sets the backup's scope (its header's `databases`; empty: the whole
+    /// instance). Operations on other databases are counted, never applied.
+    pub fn set_scope(&mut self, databases: &[String]) {
+        self.scope = databases.to_vec();
+    }
+
+    /// Operations left out as outside the backup's scope, by database.
+    pub fn out_of_scope(&self) -> &BTreeMap<String, u64> {
+        &self.out_of_scope
+    }
+
+    fn in_scope(&self, db: &str) -> bool {
+        self.scope.is_empty() || self.scope.iter().any(|d| d == db)
+    }
+
+    fn note_out_of_scope(&mut self, db: &str) {
+        *self.out_of_scope.entry(db.to_string()).or_default() += 1;
+        self.stats.out_of_scope += 1;
     }
 
     /// Counts so far.
@@ -231,9 +268,13 @@ impl Replayer {
         self.stats.entries += 1;
         self.stats.last = Some(ts);
         let entry: Document = raw.try_into().with_context(|| format!("decoding oplog entry {ts}"))?;
-        let ops = self.rewrite(entry, ts)?;
+        let Rewritten { ops, transaction } = self.rewrite(entry, ts)?;
         if ops.is_empty() {
             self.stats.skipped += 1;
+        }
+        if transaction {
+            self.flush().await?;
+            return self.apply_transaction(ops, ts).await.map(|()| Flow::Continue);
         }
         for op in ops {
             if op.get_str("op") == Ok("c") {
@@ -270,6 +311,36 @@ impl Replayer {
             return Err(err).with_context(|| format!("applying oplog entries from {first}"));
         }
         self.stats.applied += count;
+        Ok(())
+    }
+
+    /// The in-scope operations of one transaction in one `applyOps`, which
+    /// the server applies atomically; one too large for a command (over
+    /// `batch_bytes`) goes in several, in order.
+    async fn apply_transaction(&mut self, ops: Vec<Document>, ts: Ts) -> Result<()> {
+        let mut batches: Vec<Vec<Document>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for op in ops {
+            let size = bson::to_vec(&op).map(|v| v.len()).unwrap_or(0);
+            if bytes + size > self.options.batch_bytes && !batches.last().unwrap().is_empty() {
+                batches.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += size;
+            batches.last_mut().unwrap().push(op);
+        }
+        if batches.len() > 1 {
+            debug!("the transaction committed at {ts} is too large for one command: {} applyOps", batches.len());
+        }
+        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+            let count = batch.len() as u64;
+            self.client
+                .database("admin")
+                .run_command(doc! {"applyOps": batch})
+                .await
+                .with_context(|| format!("applying the transaction committed at {ts}"))?;
+            self.stats.applied += count;
+        }
         Ok(())
     }
 
@@ -311,11 +382,11 @@ impl Replayer {
     }
 
     /// Turns one oplog entry into the operations to apply (none to skip it).
-    fn rewrite(&mut self, mut entry: Document, ts: Ts) -> Result<Vec<Document>> {
+    fn rewrite(&mut self, mut entry: Document, ts: Ts) -> Result<Rewritten> {
         let op = entry.get_str("op").unwrap_or("").to_string();
         let ns = entry.get_str("ns").unwrap_or("").to_string();
         if op == "n" || entry.get_bool("fromMigrate").unwrap_or(false) {
-            return Ok(Vec::new());
+            return Ok(Rewritten::default());
         }
         if op == "c" && ns == "admin.$cmd" {
             let o = entry.get_document("o").cloned().unwrap_or_default();
@@ -327,14 +398,14 @@ impl Replayer {
                     "skipping {} at {ts}: prepared transactions (sharded clusters) are not replayed",
                     o.keys().next().unwrap()
                 );
-                return Ok(Vec::new());
+                return Ok(Rewritten::default());
             }
         }
         entry.remove("ui");
-        Ok(self.rewrite_op(entry)?.into_iter().collect())
+        Ok(Rewritten { ops: self.rewrite_op(entry)?.into_iter().collect(), transaction: false })
     }
 
-    fn rewrite_transaction(&mut self, entry: &Document, o: Document, ts: Ts) -> Result<Vec<Document>> {
+    fn rewrite_transaction(&mut self, entry: &Document, o: Document, ts: Ts) -> Result<Rewritten> {
         let key = format!(
             "{:?}/{:?}",
             entry.get("lsid").cloned().unwrap_or(Bson::Null),
@@ -352,19 +423,23 @@ impl Replayer {
         }
         if entry.get_bool("partialTxn").unwrap_or(false) || o.get_bool("partialTxn").unwrap_or(false) {
             self.open_transactions.entry(key).or_default().extend(ops);
-            return Ok(Vec::new());
+            return Ok(Rewritten::default());
         }
         let mut all = self.open_transactions.remove(&key).unwrap_or_default();
         all.extend(ops);
-        Ok(all)
+        Ok(Rewritten { ops: all, transaction: true })
     }
 
     /// Filters, renames and converts one CRUD or command operation.
-    fn rewrite_op(&self, mut op: Document) -> Result<Option<Document>> {
+    fn rewrite_op(&mut self, mut op: Document) -> Result<Option<Document>> {
         let kind = op.get_str("op").unwrap_or("").to_string();
         let ns = op.get_str("ns").unwrap_or("").to_string();
         let Some((db, coll)) = ns.split_once('.') else { return Ok(None) };
         if is_internal(db, coll) {
+            return Ok(None);
+        }
+        if !self.in_scope(db) {
+            self.note_out_of_scope(db);
             return Ok(None);
         }
         if kind != "c" {
@@ -379,6 +454,16 @@ impl Replayer {
             "renameCollection" => {
                 let source = o.get_str("renameCollection").unwrap_or("").to_string();
                 let target = o.get_str("to").unwrap_or("").to_string();
+                let target_db = target.split_once('.').map_or("", |(db, _)| db);
+                if !self.in_scope(target_db) {
+                    // Renamed out of the backup's databases: here, it is gone.
+                    self.note_out_of_scope(target_db);
+                    let Some(new_source) = self.options.ns_map.map_ns(&source) else { return Ok(None) };
+                    let Some((new_db, new_coll)) = new_source.split_once('.') else { return Ok(None) };
+                    op.insert("ns", format!("{new_db}.$cmd"));
+                    op.insert("o", doc! {"drop": new_coll});
+                    return Ok(Some(op));
+                }
                 let (Some(new_source), Some(new_target)) =
                     (self.options.ns_map.map_ns(&source), self.options.ns_map.map_ns(&target))
                 else {

@@ -3,7 +3,15 @@
 //! data, conflicts with existing documents, every DDL the oplog carries, and
 //! namespace patterns from the user.
 
-use crate::support::{assert_fails_with, fixture, stage};
+use std::process::Output;
+
+use mb::record::{Manifest, Ts};
+use mongodb::bson::{doc, Document};
+use mongodb::Client;
+
+use crate::support::data::shape;
+use crate::support::mongod::{block_on, Mongod};
+use crate::support::{assert_fails_with, assert_ok, fixture, run_with_input, stage, stderr_of, temp_dir};
 
 #[test]
 fn bad_namespace_patterns_are_usage_errors() {
@@ -19,4 +27,135 @@ fn bad_namespace_patterns_are_usage_errors() {
             .unwrap();
         assert_fails_with(&output, 2, needle);
     }
+}
+
+/// A backup chain taken with the stages themselves: a full dump, then oplog
+/// slices, each ending at the source's newest oplog entry when taken.
+pub struct Chain<'a> {
+    pub source: &'a Mongod,
+    pub databases: Vec<String>,
+    pub streams: Vec<Vec<u8>>,
+    /// Where the last stream ends (inclusive).
+    pub end: Ts,
+}
+
+impl<'a> Chain<'a> {
+    /// A full backup of `databases` on `source`.
+    pub fn full(source: &'a Mongod, databases: &[&str]) -> Chain<'a> {
+        let dir = temp_dir();
+        let manifest = dir.path().join("manifest.json");
+        let dump = stage("mb-dump")
+            .args(["--uri", &source.uri(), "-q", "--db", &databases.join(","), "--manifest"])
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        assert_ok(&dump);
+        let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        let end = manifest.oplog.as_ref().map(|o| o.to).or(manifest.consistent_at).expect("a replica-set dump");
+        Chain { source, databases: databases.iter().map(|d| d.to_string()).collect(), streams: vec![dump.stdout], end }
+    }
+
+    /// An oplog slice from the chain's end to the source's newest entry.
+    pub fn slice(&mut self) -> Ts {
+        let to = block_on(mb::oplog::newest(&self.source.client())).unwrap();
+        let range = serde_json::json!({
+            "format": "mb-range/1", "kind": "oplog", "from": self.end, "to": to, "databases": self.databases,
+        });
+        let dump = run_with_input(
+            stage("mb-dump").args(["--uri", &self.source.uri(), "-q", "--range", "-"]),
+            range.to_string().as_bytes(),
+        );
+        assert_ok(&dump);
+        self.streams.push(dump.stdout);
+        self.end = to;
+        to
+    }
+
+    /// The whole chain, as `cat full slice...` gives it.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.streams.concat()
+    }
+
+    /// `mb-apply --uri TARGET ARGS...` fed the whole chain.
+    pub fn apply(&self, target: &Mongod, args: &[&str]) -> Output {
+        run_with_input(stage("mb-apply").args(["--uri", &target.uri()]).args(args), &self.bytes())
+    }
+}
+
+/// The newest oplog entry of `server`: a point after every write made so far.
+pub fn now(server: &Mongod) -> Ts {
+    block_on(mb::oplog::newest(&server.client())).unwrap()
+}
+
+/// Runs a command, panicking with the server's message if it fails.
+pub fn run(client: &Client, db: &str, command: Document) -> Document {
+    block_on(async { client.database(db).run_command(command.clone()).await })
+        .unwrap_or_else(|e| panic!("{command} on {db}: {e}"))
+}
+
+fn drop_databases(server: &Mongod, databases: &[&str]) {
+    let client = server.client();
+    for db in databases {
+        block_on(async { client.database(db).drop().await }).unwrap();
+    }
+}
+
+fn database_names(server: &Mongod) -> Vec<String> {
+    let client = server.client();
+    block_on(async { client.list_database_names().await }).unwrap()
+}
+
+/// Asserts `db` on `target` equals `db` on the source at `at`: data and shape.
+#[track_caller]
+pub fn assert_same_as_source(source: &Mongod, target: &Mongod, db: &str, at: Ts, shape_then: &[(String, Document)]) {
+    let (_, expected) = source.db_hash_at(db, at);
+    let (_, restored) = target.db_hash(db);
+    assert_eq!(restored, expected, "{db}: the restored collections' hashes differ from the source's at {at}");
+    assert_eq!(shape(&target.client(), db), shape_then, "{db}: collection options or index specs differ");
+}
+
+#[test]
+fn a_cross_database_transaction_restores_only_the_backed_up_database() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let client = source.client();
+    drop_databases(source, &["txa", "txb"]);
+    drop_databases(target, &["txa", "txb"]);
+    run(&client, "txa", doc! {"insert": "x", "documents": (0..10).map(|i| doc! {"_id": i}).collect::<Vec<_>>()});
+    run(&client, "txb", doc! {"insert": "y", "documents": [{"_id": 0}]});
+    let mut chain = Chain::full(source, &["txa"]);
+    block_on(async {
+        let mut session = client.start_session().await?;
+        session.start_transaction().await?;
+        client.database("txa").collection::<Document>("x").insert_one(doc! {"_id": 100}).session(&mut session).await?;
+        client.database("txb").collection::<Document>("y").insert_one(doc! {"_id": 100}).session(&mut session).await?;
+        client
+            .database("txa")
+            .collection::<Document>("x")
+            .update_one(doc! {"_id": 1}, doc! {"$set": {"in_txn": true}})
+            .session(&mut session)
+            .await?;
+        session.commit_transaction().await
+    })
+    .unwrap();
+    let end = chain.slice();
+    let txa_shape = shape(&client, "txa");
+
+    // A target without txb: the restore succeeds and says what it left out.
+    let output = chain.apply(target, &["--drop"]);
+    assert_ok(&output);
+    assert!(
+        stderr_of(&output).contains("outside the backup's scope"),
+        "out-of-scope operations are counted on stderr: {}",
+        stderr_of(&output)
+    );
+    assert_same_as_source(source, target, "txa", end, &txa_shape);
+    assert!(!database_names(target).contains(&"txb".to_string()), "txb was never backed up: nothing may create it");
+
+    // A target that has txb.y: it is left exactly as it was.
+    run(&target.client(), "txb", doc! {"insert": "y", "documents": [{"_id": 0, "target": true}]});
+    let before = target.db_hash("txb");
+    assert_ok(&chain.apply(target, &["--drop"]));
+    assert_same_as_source(source, target, "txa", end, &txa_shape);
+    assert_eq!(target.db_hash("txb"), before, "restoring txa wrote into txb");
 }
