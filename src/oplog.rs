@@ -360,12 +360,10 @@ impl Replayer {
     async fn apply_command(&mut self, op: Document, ts: Ts) -> Result<()> {
         let ns = op.get_str("ns").unwrap_or("?").to_string();
         let name = op.get_document("o").ok().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
-        let result = if name == "createIndexes" {
-            // applyOps refuses index builds: run them as the command itself.
-            let db = ns.split_once('.').map_or(ns.as_str(), |(db, _)| db);
-            self.client.database(db).run_command(create_indexes_command(op.get_document("o")?)).await
-        } else {
-            self.client.database("admin").run_command(doc! {"applyOps": [op]}).await
+        let db = ns.split_once('.').map_or(ns.as_str(), |(db, _)| db);
+        let result = match as_command(&name, op.get_document("o")?) {
+            Some(command) => self.client.database(db).run_command(command).await,
+            None => self.client.database("admin").run_command(doc! {"applyOps": [op]}).await,
         };
         match result {
             Ok(_) => {
@@ -496,6 +494,28 @@ impl Replayer {
         }
         op.insert("o", o);
         Ok(Some(op))
+    }
+}
+
+/// The command that replays a DDL entry, for the commands `applyOps` does
+/// not apply or not faithfully: index builds are refused, and without the
+/// source's collection UUIDs (the restored collections have new ones)
+/// `dropIndexes` and `collMod` entries are accepted but change nothing.
+/// None: apply the entry through `applyOps`.
+fn as_command(name: &str, o: &Document) -> Option<Document> {
+    match name {
+        "createIndexes" => Some(create_indexes_command(o)),
+        "dropIndexes" | "deleteIndexes" | "collMod" | "drop" | "dropDatabase" => Some(o.clone()),
+        "renameCollection" => {
+            let mut command = o.clone();
+            // The oplog names the dropped target by its UUID; the command takes a flag.
+            if let Some(target) = command.get("dropTarget") {
+                let drop_target = !matches!(target, Bson::Boolean(false) | Bson::Null);
+                command.insert("dropTarget", drop_target);
+            }
+            Some(command)
+        }
+        _ => None,
     }
 }
 

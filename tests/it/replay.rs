@@ -159,3 +159,87 @@ fn a_cross_database_transaction_restores_only_the_backed_up_database() {
     assert_same_as_source(source, target, "txa", end, &txa_shape);
     assert_eq!(target.db_hash("txb"), before, "restoring txa wrote into txb");
 }
+
+/// What a user compares of each database: its collections' hashes, options and index specs.
+pub fn state(server: &Mongod, databases: &[&str]) -> Vec<(String, Document, Vec<(String, Document)>)> {
+    databases.iter().map(|db| (db.to_string(), server.db_hash(db).1, shape(&server.client(), db))).collect()
+}
+
+#[test]
+fn every_ddl_in_a_slice_is_replayed() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let dbs = ["ddl_one", "ddl_two", "ddl_three"];
+    drop_databases(source, &dbs);
+    drop_databases(target, &dbs);
+    let client = source.client();
+    let docs = |n: i32| {
+        (0..n).map(|i| doc! {"_id": i, "k": i, "v": i % 7, "at": mongodb::bson::DateTime::now()}).collect::<Vec<_>>()
+    };
+    for coll in ["a", "moved", "across", "gone"] {
+        run(&client, "ddl_one", doc! {"insert": coll, "documents": docs(20)});
+    }
+    run(&client, "ddl_three", doc! {"insert": "t", "documents": docs(5)});
+    run(
+        &client,
+        "ddl_one",
+        doc! {"createIndexes": "a", "indexes": [
+            {"key": {"k": 1}, "name": "k_unique", "unique": true},
+            {"key": {"v": 1}, "name": "v_hidden"},
+            {"key": {"at": 1}, "name": "at_ttl", "expireAfterSeconds": 3600},
+            {"key": {"v": -1, "k": 1}, "name": "reused"},
+        ]},
+    );
+    let mut chain = Chain::full(source, &dbs);
+
+    // Index DDL: drop, hide, change a TTL, reuse a dropped index's name with another key.
+    run(&client, "ddl_one", doc! {"dropIndexes": "a", "index": "k_unique"});
+    run(&client, "ddl_one", doc! {"collMod": "a", "index": {"name": "v_hidden", "hidden": true}});
+    run(&client, "ddl_one", doc! {"collMod": "a", "index": {"name": "at_ttl", "expireAfterSeconds": 60}});
+    run(&client, "ddl_one", doc! {"dropIndexes": "a", "index": "reused"});
+    run(&client, "ddl_one", doc! {"createIndexes": "a", "indexes": [{"key": {"k": -1}, "name": "reused"}]});
+    run(&client, "ddl_one", doc! {"collMod": "a", "validator": {"k": {"$type": "int"}}, "validationLevel": "moderate"});
+    // A duplicate k, which the dropped unique index would refuse.
+    run(&client, "ddl_one", doc! {"insert": "a", "documents": [{"_id": 100, "k": 1}]});
+    let middle = chain.slice();
+    let middle_state = state(source, &dbs);
+
+    // Collections: renames within and across databases, drop, creates with options, dropDatabase.
+    run(&client, "admin", doc! {"renameCollection": "ddl_one.moved", "to": "ddl_one.moved_here"});
+    run(&client, "admin", doc! {"renameCollection": "ddl_one.across", "to": "ddl_two.arrived"});
+    run(&client, "ddl_one", doc! {"drop": "gone"});
+    run(&client, "ddl_two", doc! {"create": "capped", "capped": true, "size": 8192, "max": 5});
+    run(&client, "ddl_two", doc! {"insert": "capped", "documents": docs(9)});
+    run(&client, "ddl_two", doc! {"create": "collated", "collation": {"locale": "fr", "strength": 2}});
+    run(
+        &client,
+        "ddl_two",
+        doc! {"create": "validated", "validator": {"$jsonSchema": {"required": ["k"]}}, "validationAction": "warn"},
+    );
+    run(&client, "ddl_two", doc! {"create": "clustered", "clusteredIndex": {"key": {"_id": 1}, "unique": true}});
+    run(&client, "ddl_two", doc! {"insert": "clustered", "documents": docs(3)});
+    run(&client, "ddl_two", doc! {"create": "series", "timeseries": {"timeField": "at", "metaField": "k"}});
+    run(&client, "ddl_two", doc! {"insert": "series", "documents": docs(4)});
+    run(&client, "ddl_two", doc! {"create": "a_view", "viewOn": "capped", "pipeline": [{"$match": {"v": 1}}]});
+    run(
+        &client,
+        "ddl_two",
+        doc! {"createIndexes": "collated", "indexes": [{"key": {"k": 1}, "name": "k_1", "partialFilterExpression": {"v": {"$gt": 2}}}]},
+    );
+    run(&client, "ddl_three", doc! {"dropDatabase": 1});
+    let end = chain.slice();
+    let end_state = state(source, &dbs);
+
+    for (at, expected, until) in [(middle, &middle_state, Some(middle)), (end, &end_state, None)] {
+        drop_databases(target, &dbs);
+        let until = until.map(|t| t.to_string());
+        let mut args = vec!["--drop"];
+        if let Some(until) = &until {
+            args.extend(["--until", until.as_str()]);
+        }
+        let output = chain.apply(target, &args);
+        assert_ok(&output);
+        assert_eq!(&state(target, &dbs), expected, "data, collection options and index specs restored to {at}");
+    }
+    assert!(!database_names(target).contains(&"ddl_three".to_string()), "dropDatabase is replayed");
+}
