@@ -376,6 +376,10 @@ async fn apply(
                 if let Some(replayer) = &mut replayer {
                     replayer.set_scope(&header.databases);
                 }
+                if let (Target::Server(client), true, 0) = (&target, args.drop, record.archives) {
+                    let dropped = crate::restore::drop_scope(client, &header.databases, &ns_map).await?;
+                    info!("--drop: dropped {dropped} collection(s) of the target in the backup's scope");
+                }
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
                 archive = Some(Archive {
                     header,

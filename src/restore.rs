@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::cli::integrity;
 use crate::info;
+use crate::ns::NsMap;
 use crate::record::Header;
 use crate::stream::split_documents;
 
@@ -171,4 +172,41 @@ pub(crate) async fn merge_users_and_roles(client: &Client, header: &Header, drop
         admin.collection::<Document>(name).drop().await.ok();
     }
     Ok(())
+}
+
+/// `--drop`: before anything is restored, drops every collection and view
+/// of the target that the backup's scope covers (its `databases`, or every
+/// database but admin, local and config when it is the whole instance), as
+/// the namespace filters map them. Collections the chain creates later, and
+/// ones the source never had, must not survive into the restored database.
+pub(crate) async fn drop_scope(client: &Client, databases: &[String], ns_map: &NsMap) -> Result<u64> {
+    let sources: Vec<String> = if databases.is_empty() {
+        let on_target = client.list_database_names().await.context("listing the target's databases")?;
+        on_target.into_iter().filter(|db| !matches!(db.as_str(), "admin" | "local" | "config")).collect()
+    } else {
+        databases.to_vec()
+    };
+    let mut dropped = 0;
+    for source_db in sources {
+        let target_db = ns_map.map_db(&source_db).unwrap_or_else(|| source_db.clone());
+        let db = client.database(&target_db);
+        let names = db.list_collection_names().await.with_context(|| format!("listing {target_db}"))?;
+        for name in names {
+            // The server's own collections stay; a timeseries' buckets go with it.
+            let system = name.starts_with("system.") && !matches!(name.as_str(), "system.views" | "system.js");
+            if system || target_db == "admin" && name.starts_with("system.") {
+                continue;
+            }
+            let target_ns = format!("{target_db}.{name}");
+            if ns_map.map(&source_db, &name).as_deref() != Some(target_ns.as_str()) {
+                continue;
+            }
+            match db.run_command(doc! {"drop": &name}).await {
+                Ok(_) => dropped += 1,
+                Err(err) if crate::oplog::server_code(&err) == Some(26) => {}
+                Err(err) => return Err(err).with_context(|| format!("dropping {target_ns}")),
+            }
+        }
+    }
+    Ok(dropped)
 }

@@ -243,3 +243,40 @@ fn every_ddl_in_a_slice_is_replayed() {
     }
     assert!(!database_names(target).contains(&"ddl_three".to_string()), "dropDatabase is replayed");
 }
+
+#[test]
+fn drop_makes_the_target_equal_to_the_source_whatever_it_held() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "drop_chain";
+    drop_databases(source, &[db]);
+    drop_databases(target, &[db]);
+    let client = source.client();
+    run(&client, db, doc! {"insert": "a", "documents": (0..20).map(|i| doc! {"_id": i, "v": i}).collect::<Vec<_>>()});
+    let mut chain = Chain::full(source, &[db]);
+    // Created during the cycle: only the slice has it.
+    run(
+        &client,
+        db,
+        doc! {"insert": "later", "documents": (0..5).map(|i| doc! {"_id": i, "v": i}).collect::<Vec<_>>()},
+    );
+    run(&client, db, doc! {"update": "later", "updates": [{"q": {"_id": 1}, "u": {"$inc": {"v": 10}}}]});
+    chain.slice();
+    let expected = state(source, &[db]);
+
+    // The target holds other documents in `later`, an extra collection, and
+    // one the user excludes from the restore.
+    let target_client = target.client();
+    run(&target_client, db, doc! {"insert": "later", "documents": [{"_id": 1, "old": true}, {"_id": 99, "old": true}]});
+    run(&target_client, db, doc! {"createIndexes": "later", "indexes": [{"key": {"old": 1}, "name": "old_1"}]});
+    run(&target_client, db, doc! {"insert": "extra", "documents": [{"_id": 1}]});
+    run(&target_client, db, doc! {"insert": "a", "documents": [{"_id": 1000}]});
+    assert_ok(&chain.apply(target, &["--drop"]));
+    assert_eq!(state(target, &[db]), expected, "after --drop the database equals the source's");
+
+    // With a filter, --drop leaves what the filter excludes.
+    run(&target_client, db, doc! {"insert": "kept", "documents": [{"_id": 1}]});
+    assert_ok(&chain.apply(target, &["--drop", "--ns-exclude", "drop_chain.kept"]));
+    let kept = run(&target_client, db, doc! {"count": "kept"});
+    assert_eq!(kept.get_i32("n").unwrap(), 1, "an excluded collection is not dropped");
+}
