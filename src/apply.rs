@@ -31,12 +31,12 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::cli::integrity;
+use crate::cli::{conflict, integrity};
 use crate::mongo::ConnectArgs;
 use crate::ns::NsMap;
 use crate::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
 use crate::record::{Header, Kind, Manifest, Ts, TAR_FORMAT};
-use crate::restore::{create_collection, insert_chunk, merge_users_and_roles, PendingIndexes};
+use crate::restore::{create_collection, insert_chunk, merge_users_and_roles, Inserted, PendingIndexes};
 use crate::stream::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
 use crate::{info, warn};
 
@@ -48,9 +48,14 @@ pub struct Args {
     connect: ConnectArgs,
     /// The stream to read (`-` or nothing: stdin).
     input: Option<PathBuf>,
-    /// Drop each collection before restoring it.
+    /// Drop what the backup covers on the target before restoring: every
+    /// collection of its databases (as --ns-* filters map them).
     #[arg(long)]
     drop: bool,
+    /// Keep the target's documents that conflict with the backup's (same
+    /// `_id` or another unique key) and exit 0; without it they exit 4.
+    #[arg(long, conflicts_with = "drop")]
+    keep_existing: bool,
     /// Replay the oplog only up to this point, inclusive: `seconds,ordinal`
     /// or an RFC 3339 time (which includes that whole second).
     #[arg(long, value_name = "TS")]
@@ -112,13 +117,28 @@ pub struct ApplyRecord {
     pub collections: u64,
     /// Documents inserted.
     pub documents: u64,
-    /// Documents that were already there (duplicate `_id`), left as they were.
+    /// Documents that were already there, identical (a restore run again).
     pub duplicates: u64,
+    /// Documents not restored: the target holds another document with the
+    /// same `_id` (kept). Exit 4 unless --keep-existing.
+    pub id_conflicts: u64,
+    /// Documents not restored: another unique index of the target refused
+    /// them. Exit 4 unless --keep-existing.
+    pub unique_conflicts: u64,
     /// Oplog replay counts.
     pub oplog: ReplayStats,
     /// The restored data is consistent at this point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_at: Option<Ts>,
+}
+
+impl ApplyRecord {
+    fn count(&mut self, inserted: Inserted) {
+        self.documents += inserted.documents;
+        self.duplicates += inserted.identical;
+        self.id_conflicts += inserted.id_conflicts;
+        self.unique_conflicts += inserted.unique_conflicts;
+    }
 }
 
 /// Runs `mb-apply`.
@@ -340,7 +360,13 @@ async fn apply(
     let mut replayer = match &target {
         Target::Server(client) => Some(Replayer::new(
             client.clone(),
-            ReplayOptions { until, ns_map: ns_map.clone(), batch_ops: args.oplog_batch.max(1), ..Default::default() },
+            ReplayOptions {
+                until,
+                ns_map: ns_map.clone(),
+                batch_ops: args.oplog_batch.max(1),
+                dropped: args.drop,
+                ..Default::default()
+            },
         )),
         _ => None,
     };
@@ -348,15 +374,13 @@ async fn apply(
     let mut chain_end: Option<Ts> = None;
     let mut stopped = false;
     let inserts = Arc::new(Semaphore::new(args.parallel));
-    let mut tasks: JoinSet<Result<(u64, u64)>> = JoinSet::new();
+    let mut tasks: JoinSet<Result<Inserted>> = JoinSet::new();
 
     while let Some(event) = rx.recv().await {
         let event = event?;
         // Collect finished inserts as we go, so an error stops us early.
         while let Some(done) = tasks.try_join_next() {
-            let (inserted, duplicates) = done.context("an insert task panicked")??;
-            record.documents += inserted;
-            record.duplicates += duplicates;
+            record.count(done.context("an insert task panicked")??);
         }
         match event {
             Event::Header(header) => {
@@ -409,6 +433,9 @@ async fn apply(
                 record.collections += 1;
                 match &mut target {
                     Target::Server(client) => {
+                        if let Some(replayer) = &mut replayer {
+                            replayer.created(&mapped);
+                        }
                         if let Some(pending) = create_collection(client, &mapped, &metadata, args.drop).await? {
                             current.indexes.push(pending);
                         }
@@ -446,9 +473,7 @@ async fn apply(
                         };
                         if capped {
                             // A capped collection keeps insertion order: one chunk at a time.
-                            let (inserted, duplicates) = task.await?;
-                            record.documents += inserted;
-                            record.duplicates += duplicates;
+                            record.count(task.await?);
                         } else {
                             tasks.spawn(task);
                         }
@@ -513,9 +538,7 @@ async fn apply(
     }
     reader.await.context("the stream reader panicked")?;
     while let Some(done) = tasks.join_next().await {
-        let (inserted, duplicates) = done.context("an insert task panicked")??;
-        record.documents += inserted;
-        record.duplicates += duplicates;
+        record.count(done.context("an insert task panicked")??);
     }
     if let Some(open) = archive {
         return Err(integrity(format!(
@@ -563,8 +586,33 @@ async fn apply(
             record.oplog.applied,
             record.consistent_at.map(|t| format!("; consistent at {t}")).unwrap_or_default()
         );
+        check_conflicts(&record, args.keep_existing)?;
     }
     Ok(record)
+}
+
+/// Documents the target refused are loud: counted on stderr, and exit 4
+/// unless the user asked to keep the target's documents.
+fn check_conflicts(record: &ApplyRecord, keep_existing: bool) -> Result<()> {
+    if record.duplicates > 0 {
+        info!("{} document(s) were already there, identical", record.duplicates);
+    }
+    let conflicts = record.id_conflicts + record.unique_conflicts;
+    if conflicts == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "{conflicts} document(s) of the backup were not restored: {} conflict with another document with the same _id, \
+         {} with another unique index of the target",
+        record.id_conflicts, record.unique_conflicts
+    );
+    if keep_existing {
+        warn!("{what}; --keep-existing: the target's documents stay");
+        return Ok(());
+    }
+    Err(conflict(format!(
+        "{what}: the target differs from the backup (restore with --drop, or --keep-existing to keep the target's documents)"
+    )))
 }
 
 /// A stream after the first must be an oplog slice starting where the one
@@ -622,7 +670,7 @@ fn check_manifest(archive: &Archive, manifest: &Manifest) -> Result<()> {
 
 /// Waits for every insert of the archive, then builds its indexes.
 async fn finish_data(
-    tasks: &mut JoinSet<Result<(u64, u64)>>,
+    tasks: &mut JoinSet<Result<Inserted>>,
     record: &mut ApplyRecord,
     archive: &mut Archive,
     target: &Target,
@@ -630,9 +678,7 @@ async fn finish_data(
 ) -> Result<()> {
     archive.data_done = true;
     while let Some(done) = tasks.join_next().await {
-        let (inserted, duplicates) = done.context("an insert task panicked")??;
-        record.documents += inserted;
-        record.duplicates += duplicates;
+        record.count(done.context("an insert task panicked")??);
     }
     let Target::Server(client) = target else { return Ok(()) };
     if args.no_indexes || archive.indexes.is_empty() {

@@ -10,7 +10,7 @@
 //! transactions split over several entries are applied only once their
 //! commit is in range.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{bail, Context, Result};
 use mongodb::bson::{doc, Bson, Document, RawDocument};
@@ -143,11 +143,14 @@ pub struct ReplayOptions {
     pub batch_ops: usize,
     /// Most bytes of operations in one `applyOps` command (the limit is 16 MiB).
     pub batch_bytes: usize,
+    /// `--drop`: the target's part in the backup's scope was emptied first,
+    /// so a collection that already exists was made by this restore.
+    pub dropped: bool,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { until: None, ns_map: NsMap::default(), batch_ops: 1000, batch_bytes: 8 << 20 }
+        ReplayOptions { until: None, ns_map: NsMap::default(), batch_ops: 1000, batch_bytes: 8 << 20, dropped: false }
     }
 }
 
@@ -189,6 +192,8 @@ pub struct Replayer {
     scope: Vec<String>,
     /// Operations left out because their database is not in `scope`, by database.
     out_of_scope: BTreeMap<String, u64>,
+    /// Namespaces this restore created (from the full backup, or replayed).
+    created: HashSet<String>,
     stats: ReplayStats,
 }
 
@@ -222,6 +227,7 @@ impl Replayer {
             open_transactions: HashMap::new(),
             scope: Vec::new(),
             out_of_scope: BTreeMap::new(),
+            created: HashSet::new(),
             stats: ReplayStats::default(),
         }
     }
@@ -235,6 +241,11 @@ impl Replayer {
     /// Operations left out as outside the backup's scope, by database.
     pub fn out_of_scope(&self) -> &BTreeMap<String, u64> {
         &self.out_of_scope
+    }
+
+    /// Notes a namespace the restore created from the full backup.
+    pub fn created(&mut self, ns: &str) {
+        self.created.insert(ns.to_string());
     }
 
     fn in_scope(&self, db: &str) -> bool {
@@ -361,6 +372,13 @@ impl Replayer {
         let ns = op.get_str("ns").unwrap_or("?").to_string();
         let name = op.get_document("o").ok().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
         let db = ns.split_once('.').map_or(ns.as_str(), |(db, _)| db);
+        let created = match (name.as_str(), op.get_document("o").ok().and_then(|o| o.get_str("create").ok())) {
+            ("create", Some(coll)) => Some(format!("{db}.{coll}")),
+            _ => None,
+        };
+        if let Some(ns) = created.as_ref().filter(|ns| !self.options.dropped && !self.created.contains(*ns)) {
+            self.warn_if_exists(ns).await?;
+        }
         let result = match as_command(&name, op.get_document("o")?) {
             Some(command) => self.client.database(db).run_command(command).await,
             None => self.client.database("admin").run_command(doc! {"applyOps": [op]}).await,
@@ -368,6 +386,9 @@ impl Replayer {
         match result {
             Ok(_) => {
                 self.stats.applied += 1;
+                if let Some(ns) = created {
+                    self.created.insert(ns);
+                }
                 Ok(())
             }
             Err(err) if server_code(&err).is_some_and(|c| ALREADY_APPLIED.contains(&c)) => {
@@ -377,6 +398,27 @@ impl Replayer {
             }
             Err(err) => Err(err).with_context(|| format!("applying oplog entry {ts} ({name} on {ns})")),
         }
+    }
+
+    /// A collection the chain creates that the target already has (and this
+    /// restore did not make) holds documents the backup may not have: the
+    /// oplog is replayed onto them. Said, since only --drop gives an exact copy.
+    async fn warn_if_exists(&mut self, ns: &str) -> Result<()> {
+        let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
+        let names = self
+            .client
+            .database(db)
+            .list_collection_names()
+            .filter(doc! {"name": coll})
+            .await
+            .with_context(|| format!("looking for {ns}"))?;
+        if !names.is_empty() {
+            crate::warn!(
+                "{ns} already exists on the target, with documents the backup may not have: the oplog is \
+                 replayed onto what it holds (restore with --drop for an exact copy)"
+            );
+        }
+        Ok(())
     }
 
     /// Turns one oplog entry into the operations to apply (none to skip it).

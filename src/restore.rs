@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mongodb::bson::{doc, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::Client;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -105,28 +105,87 @@ pub(crate) async fn create_collection(
     Ok((!indexes.is_empty()).then(|| PendingIndexes { target: target_ns.to_string(), indexes }))
 }
 
-/// Inserts one chunk; returns (inserted, duplicates already there).
-pub(crate) async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<(u64, u64)> {
+/// What inserting one chunk did to its documents.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Inserted {
+    /// Inserted.
+    pub(crate) documents: u64,
+    /// Already there, byte for byte the same (a restore run again).
+    pub(crate) identical: u64,
+    /// Refused: the target has a different document with the same `_id`.
+    pub(crate) id_conflicts: u64,
+    /// Refused by another unique index of the target.
+    pub(crate) unique_conflicts: u64,
+}
+
+/// Inserts one chunk; documents the target refuses as duplicates are
+/// sorted into identical ones (harmless) and conflicts (counted).
+pub(crate) async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<Inserted> {
     let documents = split_documents(&data)?
         .into_iter()
         .map(|d| RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| integrity(format!("bad BSON: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     let total = documents.len() as u64;
     match collection.insert_many(documents).ordered(false).bypass_document_validation(true).await {
-        Ok(_) => Ok((total, 0)),
+        Ok(_) => Ok(Inserted { documents: total, ..Inserted::default() }),
         Err(err) => {
             if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
                 let errors = failure.write_errors.as_deref().unwrap_or(&[]);
                 if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000)
                 {
-                    // Like mongorestore: documents already there stay as they are.
-                    let duplicates = errors.len() as u64;
-                    return Ok((total - duplicates, duplicates));
+                    let refused: Vec<usize> = errors.iter().map(|e| e.index).collect();
+                    let mut counts = sort_duplicates(&collection, &data, &refused).await?;
+                    counts.documents = total - refused.len() as u64;
+                    return Ok(counts);
                 }
             }
             Err(describe_insert_error(err))
         }
     }
+}
+
+/// Sorts the documents at `refused` (indexes into the chunk) by what the
+/// target holds: the same document, another with the same `_id`, or none
+/// (then another unique index refused it).
+async fn sort_duplicates(
+    collection: &mongodb::Collection<RawDocumentBuf>,
+    data: &[u8],
+    refused: &[usize],
+) -> Result<Inserted> {
+    use futures_util::TryStreamExt;
+    let documents = split_documents(data)?;
+    let key = |id: Bson| bson::to_vec(&doc! {"_id": id}).unwrap_or_default();
+    let mut wanted = Vec::with_capacity(refused.len());
+    for &index in refused {
+        let document = documents.get(index).context("the server refused a document the chunk does not hold")?;
+        let id = bson::RawDocument::from_bytes(document)?.get("_id")?.context("a document without _id")?;
+        wanted.push((index, Bson::try_from(id.to_raw_bson())?));
+    }
+    let mut existing = std::collections::HashMap::new();
+    for batch in wanted.chunks(1000) {
+        let ids: Vec<Bson> = batch.iter().map(|(_, id)| id.clone()).collect();
+        let found: Vec<RawDocumentBuf> = collection
+            .find(doc! {"_id": {"$in": ids}})
+            .await
+            .context("reading the target's documents with the same _id")?
+            .try_collect()
+            .await
+            .context("reading the target's documents with the same _id")?;
+        for document in found {
+            if let Some(id) = document.get("_id")? {
+                existing.insert(key(Bson::try_from(id.to_raw_bson())?), document);
+            }
+        }
+    }
+    let mut counts = Inserted::default();
+    for (index, id) in wanted {
+        match existing.get(&key(id)) {
+            Some(there) if there.as_bytes() == documents[index] => counts.identical += 1,
+            Some(_) => counts.id_conflicts += 1,
+            None => counts.unique_conflicts += 1,
+        }
+    }
+    Ok(counts)
 }
 
 /// One line for a failed insert: how many documents the server refused and why.

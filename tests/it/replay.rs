@@ -271,6 +271,13 @@ fn drop_makes_the_target_equal_to_the_source_whatever_it_held() {
     run(&target_client, db, doc! {"createIndexes": "later", "indexes": [{"key": {"old": 1}, "name": "old_1"}]});
     run(&target_client, db, doc! {"insert": "extra", "documents": [{"_id": 1}]});
     run(&target_client, db, doc! {"insert": "a", "documents": [{"_id": 1000}]});
+    // Without --drop, replaying into a collection the target already had is said.
+    let output = chain.apply(target, &[]);
+    assert!(
+        stderr_of(&output).contains("drop_chain.later already exists on the target"),
+        "replay onto the target's own documents is loud: {}",
+        stderr_of(&output)
+    );
     assert_ok(&chain.apply(target, &["--drop"]));
     assert_eq!(state(target, &[db]), expected, "after --drop the database equals the source's");
 
@@ -279,4 +286,49 @@ fn drop_makes_the_target_equal_to_the_source_whatever_it_held() {
     assert_ok(&chain.apply(target, &["--drop", "--ns-exclude", "drop_chain.kept"]));
     let kept = run(&target_client, db, doc! {"count": "kept"});
     assert_eq!(kept.get_i32("n").unwrap(), 1, "an excluded collection is not dropped");
+}
+
+#[test]
+fn conflicts_with_the_targets_documents_are_counted_and_fail_the_restore() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "conflicts";
+    drop_databases(source, &[db]);
+    drop_databases(target, &[db]);
+    let users = |ids: std::ops::Range<i32>| ids.map(|i| doc! {"_id": i, "email": format!("u{i}")}).collect::<Vec<_>>();
+    let unique_email =
+        doc! {"createIndexes": "users", "indexes": [{"key": {"email": 1}, "name": "email_1", "unique": true}]};
+    run(&source.client(), db, doc! {"insert": "users", "documents": users(0..200)});
+    run(&source.client(), db, unique_email.clone());
+    let chain = Chain::full(source, &[db]);
+
+    // The target already has users: 190 with the same emails under other
+    // _ids, one _id with other content, one identical document.
+    let target_client = target.client();
+    run(&target_client, db, unique_email);
+    let mut held: Vec<Document> = (0..190).map(|i| doc! {"_id": 1000 + i, "email": format!("u{i}")}).collect();
+    held.push(doc! {"_id": 195, "email": "someone-else"});
+    held.push(doc! {"_id": 196, "email": "u196"});
+    run(&target_client, db, doc! {"insert": "users", "documents": held});
+
+    let output = chain.apply(target, &[]);
+    assert_fails_with(&output, 4, "191 document(s) of the backup were not restored: 1 conflict with another document with the same _id, 190 with another unique index");
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("restored 1 collections, 8 documents"),
+        "the count of restored documents is true: {stderr}"
+    );
+    assert!(stderr.contains("1 document(s) were already there, identical"), "{stderr}");
+    assert_eq!(run(&target_client, db, doc! {"count": "users"}).get_i32("n").unwrap(), 200);
+
+    // Asked to keep the target's documents: the same counts, exit 0.
+    let output = chain.apply(target, &["--keep-existing"]);
+    assert_ok(&output);
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (&record["documents"], &record["duplicates"], &record["id_conflicts"], &record["unique_conflicts"]),
+        (&0.into(), &9.into(), &1.into(), &190.into()),
+        "{record}"
+    );
+    assert!(stderr_of(&output).contains("--keep-existing: the target's documents stay"));
 }
