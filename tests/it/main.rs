@@ -10,5 +10,6 @@ mod oss_conformance;
 mod oss_stages;
 mod pack;
 mod replay;
+mod replay_random;
 mod roundtrip;
 mod scripts;
