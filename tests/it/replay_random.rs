@@ -85,10 +85,12 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
             {"$unset": "n"},
         ]}]},
         43..=47 => doc! {"update": coll, "updates": [{"q": {}, "multi": true,
-            "u": {"$set": {"arr.$[e].y": rng.int(99)}}, "arrayFilters": [{"e.x": {"$gte": rng.int(4)}}]}]},
+        "u": {"$set": {"arr.$[e].y": rng.int(99)}}, "arrayFilters": [{"e.x": {"$gte": rng.int(4)}}]}]},
         48..=52 => doc! {"update": coll, "updates": [{"q": {"_id": id()}, "upsert": true,
-            "u": {"$set": {"a": rng.int(20), "b": "upserted"}, "$setOnInsert": {"t": DateTime::now()}}}]},
-        53..=55 => doc! {"update": coll, "updates": [{"q": {"b": "nobody"}, "upsert": true, "u": random_doc(rng, id())}]},
+        "u": {"$set": {"a": rng.int(20), "b": "upserted"}, "$setOnInsert": {"t": DateTime::now()}}}]},
+        53..=55 => {
+            doc! {"update": coll, "updates": [{"q": {"b": "nobody"}, "upsert": true, "u": random_doc(rng, id())}]}
+        }
         56..=62 => doc! {"delete": coll, "deletes": [{"q": {"a": {"$gt": 15 + rng.int(5)}}, "limit": rng.int(2)}]},
         63..=66 => {
             let field = *rng.pick(&["a", "b", "arr.x", "n.z"]);
@@ -98,7 +100,9 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
             }
             doc! {"createIndexes": coll, "indexes": [spec]}
         }
-        67..=68 => doc! {"createIndexes": coll, "indexes": [{"key": {"t": 1}, "name": "t_ttl", "expireAfterSeconds": 1_000_000 + rng.int(1000)}]},
+        67..=68 => {
+            doc! {"createIndexes": coll, "indexes": [{"key": {"t": 1}, "name": "t_ttl", "expireAfterSeconds": 1_000_000 + rng.int(1000)}]}
+        }
         69..=74 => {
             // Index DDL on an index the collection has (listIndexes is as deterministic as the rest).
             let names = index_names(client, db_name, coll);
@@ -108,24 +112,29 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
             let name = rng.pick(&names).clone();
             match rng.below(3) {
                 0 => doc! {"dropIndexes": coll, "index": name},
-                1 if name == "t_ttl" => doc! {"collMod": coll, "index": {"name": name, "expireAfterSeconds": 2_000_000 + rng.int(1000)}},
+                1 if name == "t_ttl" => {
+                    doc! {"collMod": coll, "index": {"name": name, "expireAfterSeconds": 2_000_000 + rng.int(1000)}}
+                }
                 _ => doc! {"collMod": coll, "index": {"name": name, "hidden": rng.chance(50)}},
             }
         }
-        75 => doc! {"collMod": coll, "validator": {"a": {"$type": "int"}}, "validationLevel": *rng.pick(&["moderate", "off"])},
+        75 => {
+            doc! {"collMod": coll, "validator": {"a": {"$type": "int"}}, "validationLevel": *rng.pick(&["moderate", "off"])}
+        }
         76..=77 => doc! {"drop": coll},
         78 => doc! {"create": coll, "collation": {"locale": "en", "strength": 2}},
-        79..=80 => {
+        79..=82 => {
             let to_db = *rng.pick(&DATABASES);
             let command = doc! {
                 "renameCollection": format!("{db_name}.{coll}"),
-                "to": format!("{to_db}.{}", rng.pick(&COLLECTIONS)),
-                "dropTarget": rng.chance(50),
+                "to": format!("{to_db}.{}", rng.pick(&["c0", "c1", "c2", "moved", "moved"])),
+                "dropTarget": rng.chance(75),
             };
-            let _ = block_on(async { client.database("admin").run_command(command).await });
+            let result = block_on(async { client.database("admin").run_command(command).await });
+            trace("renameCollection", db_name, coll, result.map(|_| ()));
             return;
         }
-        81..=89 => {
+        83..=89 => {
             let docs: Vec<Document> = (0..1 + rng.int(3)).map(|_| random_doc(rng, id())).collect();
             doc! {"insert": "capped", "documents": docs}
         }
@@ -141,7 +150,7 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
                     }
                 })
                 .collect();
-            let _ = block_on(async {
+            let result = block_on(async {
                 let mut session = client.start_session().await?;
                 session.start_transaction().await?;
                 for (db, document, update) in ops {
@@ -155,13 +164,20 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
                 }
                 session.commit_transaction().await
             });
+            trace("transaction", db_name, "txn", result);
             return;
         }
     };
     let name = command.keys().next().cloned().unwrap_or_default();
     let result = block_on(async { db.run_command(command).await });
+    trace(&name, db_name, coll, result.map(|_| ()));
+}
+
+/// `MB_REPLAY_TRACE=1`: each operation and its outcome on stderr.
+fn trace(name: &str, db: &str, coll: &str, result: mongodb::error::Result<()>) {
     if std::env::var_os("MB_REPLAY_TRACE").is_some() {
-        eprintln!("{name} on {db_name}.{coll}: {:?}", result.map(|_| ()).map_err(|e| e.to_string().chars().take(150).collect::<String>()));
+        let outcome = result.map_err(|e| e.to_string().chars().take(150).collect::<String>());
+        eprintln!("{name} on {db}.{coll}: {outcome:?}");
     }
 }
 
@@ -216,7 +232,10 @@ fn random_chains_restore_each_phase_exactly() {
         let restored = state(target, &DATABASES);
         for ((db, hashes, shape), (_, want_hashes, want_shape)) in restored.iter().zip(expected) {
             assert_eq!(hashes, want_hashes, "seed {seed}, phase {phase} (--until {until}): {db}'s data differs");
-            assert_eq!(shape, want_shape, "seed {seed}, phase {phase} (--until {until}): {db}'s options or indexes differ");
+            assert_eq!(
+                shape, want_shape,
+                "seed {seed}, phase {phase} (--until {until}): {db}'s options or indexes differ"
+            );
         }
     }
 }
