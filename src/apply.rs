@@ -1,7 +1,7 @@
 //! `mb-apply`: a tar stream (or several, one after another) into a MongoDB.
 //!
 //! ```text
-//! Usage: mb-apply [--uri URI | --config FILE] [--drop] [--until TS] [INPUT]
+//! Usage: mb-apply [--uri URI | --config FILE] [--drop | --keep-existing] [--until TS] [INPUT]
 //!        mb-apply --dry-run [INPUT]          check everything, write nothing
 //!        mb-apply --to-dir DIR [INPUT]       a directory for mongorestore
 //!
@@ -13,6 +13,10 @@
 //! give `seconds,ordinal`). Every chunk's CRC-64 and document count is checked
 //! before it is written; the stream's manifest is checked at its end. A chain
 //! whose slices do not follow each other exactly is refused, naming the hole.
+//! Only the backup's databases are written (the rest of a cross-database
+//! transaction is counted, not applied). --drop first drops what the backup
+//! covers on the target; without it, documents that conflict with the
+//! target's are counted and exit 4, unless --keep-existing.
 //!
 //! --to-dir writes mongodump's directory layout (`<db>/<coll>.bson`,
 //! `<db>/<coll>.metadata.json`, `oplog.bson`) that the official

@@ -160,8 +160,12 @@ fn a_cross_database_transaction_restores_only_the_backed_up_database() {
     assert_eq!(target.db_hash("txb"), before, "restoring txa wrote into txb");
 }
 
+/// One database as a user compares it: name, per-collection hashes, and
+/// each collection's options and index specs.
+pub type DbState = (String, Document, Vec<(String, Document)>);
+
 /// What a user compares of each database: its collections' hashes, options and index specs.
-pub fn state(server: &Mongod, databases: &[&str]) -> Vec<(String, Document, Vec<(String, Document)>)> {
+pub fn state(server: &Mongod, databases: &[&str]) -> Vec<DbState> {
     databases.iter().map(|db| (db.to_string(), server.db_hash(db).1, shape(&server.client(), db))).collect()
 }
 
