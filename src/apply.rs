@@ -404,7 +404,8 @@ async fn apply(
                 if let Some(replayer) = &mut replayer {
                     replayer.set_scope(&header.databases);
                 }
-                if let (Target::Server(client), true, 0) = (&target, args.drop, record.archives) {
+                // Only before a full backup: a slice alone replays onto what is there.
+                if let (Target::Server(client), true, Kind::Full) = (&target, args.drop, header.kind) {
                     let dropped = crate::restore::drop_scope(client, &header.databases, &ns_map).await?;
                     info!("--drop: dropped {dropped} collection(s) of the target in the backup's scope");
                 }

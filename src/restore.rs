@@ -250,7 +250,10 @@ pub(crate) async fn drop_scope(client: &Client, databases: &[String], ns_map: &N
         let target_db = ns_map.map_db(&source_db).unwrap_or_else(|| source_db.clone());
         let db = client.database(&target_db);
         let names = db.list_collection_names().await.with_context(|| format!("listing {target_db}"))?;
-        for name in names {
+        // Views (system.views) last: it cannot go while a timeseries is there,
+        // and only once empty, so that views a filter excludes stay.
+        let (views, names): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n == "system.views");
+        for name in names.into_iter().chain(views) {
             // The server's own collections stay; a timeseries' buckets go with it.
             let system = name.starts_with("system.") && !matches!(name.as_str(), "system.views" | "system.js");
             if system || target_db == "admin" && name.starts_with("system.") {
@@ -259,6 +262,12 @@ pub(crate) async fn drop_scope(client: &Client, databases: &[String], ns_map: &N
             let target_ns = format!("{target_db}.{name}");
             if ns_map.map(&source_db, &name).as_deref() != Some(target_ns.as_str()) {
                 continue;
+            }
+            if name == "system.views" {
+                let left = db.collection::<Document>(&name).estimated_document_count().await.unwrap_or(1);
+                if left > 0 {
+                    continue;
+                }
             }
             match db.run_command(doc! {"drop": &name}).await {
                 Ok(_) => dropped += 1,
