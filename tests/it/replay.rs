@@ -184,6 +184,9 @@ fn every_ddl_in_a_slice_is_replayed() {
         run(&client, "ddl_one", doc! {"insert": coll, "documents": docs(20)});
     }
     run(&client, "ddl_three", doc! {"insert": "t", "documents": docs(5)});
+    run(&client, "ddl_one", doc! {"create": "series_gone", "timeseries": {"timeField": "at"}});
+    run(&client, "ddl_one", doc! {"insert": "series_gone", "documents": docs(3)});
+    run(&client, "ddl_one", doc! {"create": "view_gone", "viewOn": "a", "pipeline": []});
     run(
         &client,
         "ddl_one",
@@ -212,6 +215,8 @@ fn every_ddl_in_a_slice_is_replayed() {
     run(&client, "admin", doc! {"renameCollection": "ddl_one.moved", "to": "ddl_one.moved_here"});
     run(&client, "admin", doc! {"renameCollection": "ddl_one.across", "to": "ddl_two.arrived"});
     run(&client, "ddl_one", doc! {"drop": "gone"});
+    run(&client, "ddl_one", doc! {"drop": "series_gone"});
+    run(&client, "ddl_one", doc! {"drop": "view_gone"});
     run(&client, "ddl_two", doc! {"create": "capped", "capped": true, "size": 8192, "max": 5});
     run(&client, "ddl_two", doc! {"insert": "capped", "documents": docs(9)});
     run(&client, "ddl_two", doc! {"create": "collated", "collation": {"locale": "fr", "strength": 2}});
