@@ -96,6 +96,10 @@ struct Rewritten {
     transaction: bool,
 }
 
+/// Most bytes of a transaction's operations applied in one `applyOps`: a
+/// command may hold 16 MiB, less what wraps the operations.
+const TRANSACTION_BYTES: usize = 15 << 20;
+
 /// Server error codes that mean a DDL entry was already applied: replaying a
 /// slice twice must not fail on them.
 const ALREADY_APPLIED: &[i32] = &[
@@ -218,13 +222,13 @@ impl Replayer {
 
     /// The in-scope operations of one transaction in one `applyOps`, which
     /// the server applies atomically; one too large for a command (over
-    /// `batch_bytes`) goes in several, in order.
+    /// [`TRANSACTION_BYTES`]) goes in several, in order.
     async fn apply_transaction(&mut self, ops: Vec<Document>, ts: Ts) -> Result<()> {
         let mut batches: Vec<Vec<Document>> = vec![Vec::new()];
         let mut bytes = 0;
         for op in ops {
             let size = bson::to_vec(&op).map(|v| v.len()).unwrap_or(0);
-            if bytes + size > self.options.batch_bytes && !batches.last().unwrap().is_empty() {
+            if bytes + size > TRANSACTION_BYTES && !batches.last().unwrap().is_empty() {
                 batches.push(Vec::new());
                 bytes = 0;
             }

@@ -135,6 +135,16 @@ fn a_cross_database_transaction_restores_only_the_backed_up_database() {
             .update_one(doc! {"_id": 1}, doc! {"$set": {"in_txn": true}})
             .session(&mut session)
             .await?;
+        session.commit_transaction().await?;
+        // One over 16 MB, which the server splits into partialTxn entries.
+        let filler = "f".repeat(1 << 20);
+        let mut session = client.start_session().await?;
+        session.start_transaction().await?;
+        for i in 0..18 {
+            let (db, coll) = if i % 2 == 0 { ("txa", "x") } else { ("txb", "y") };
+            let document = doc! {"_id": 1000 + i, "filler": &filler};
+            client.database(db).collection::<Document>(coll).insert_one(document).session(&mut session).await?;
+        }
         session.commit_transaction().await
     })
     .unwrap();
@@ -145,7 +155,7 @@ fn a_cross_database_transaction_restores_only_the_backed_up_database() {
     let output = chain.apply(target, &["--drop"]);
     assert_ok(&output);
     assert!(
-        stderr_of(&output).contains("outside the backup's scope"),
+        stderr_of(&output).contains("skipped 10 oplog operation(s) outside the backup's scope"),
         "out-of-scope operations are counted on stderr: {}",
         stderr_of(&output)
     );
