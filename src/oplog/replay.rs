@@ -224,6 +224,19 @@ impl Replayer {
     /// the server applies atomically; one too large for a command (over
     /// [`TRANSACTION_BYTES`]) goes in several, in order.
     async fn apply_transaction(&mut self, ops: Vec<Document>, ts: Ts) -> Result<()> {
+        if ops.iter().any(|op| op.get_str("op") == Ok("c")) {
+            // Collections and indexes created inside the transaction: the
+            // commands run as themselves, in order, between the writes.
+            for op in ops {
+                if op.get_str("op") == Ok("c") {
+                    self.flush().await?;
+                    self.apply_command(op, ts).await?;
+                } else {
+                    self.queue(op, ts).await?;
+                }
+            }
+            return self.flush().await;
+        }
         let mut batches: Vec<Vec<Document>> = vec![Vec::new()];
         let mut bytes = 0;
         for op in ops {

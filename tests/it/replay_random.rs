@@ -154,8 +154,20 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
                 let mut session = client.start_session().await?;
                 session.start_transaction().await?;
                 for (db, document, update) in ops {
-                    let collection = client.database(&db).collection::<Document>("txn");
+                    // Now and then a collection the transaction creates.
+                    let name = if document.contains_key("a") && document.get_i32("a").unwrap_or(0) == 0 {
+                        format!("txn_new{}", document.get_i32("_id").unwrap_or(0))
+                    } else {
+                        "txn".to_string()
+                    };
+                    let collection = client.database(&db).collection::<Document>(&name);
                     match update {
+                        None if name != "txn" => {
+                            // An index built inside the transaction, on the collection it creates.
+                            let index = mongodb::IndexModel::builder().keys(doc! {"b": 1}).build();
+                            collection.create_index(index).session(&mut session).await?;
+                            collection.insert_one(document).session(&mut session).await.map(|_| ())?
+                        }
                         None => collection.insert_one(document).session(&mut session).await.map(|_| ())?,
                         Some(update) => {
                             collection.update_many(document, update).session(&mut session).await.map(|_| ())?
