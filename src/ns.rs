@@ -4,6 +4,8 @@
 //! variables captured in the first and substituted in the second
 //! (`--ns-from 'shop.$coll$' --ns-to 'shop_copy.$coll$'`).
 
+use std::collections::HashSet;
+
 use anyhow::Result;
 
 use crate::cli::{Failure, EXIT_USAGE};
@@ -66,7 +68,7 @@ impl Pattern {
     /// Matches a namespace; returns the captured variables if it matches.
     pub fn captures(&self, ns: &str) -> Option<Vec<(String, String)>> {
         let mut captures = Vec::new();
-        if match_from(&self.pieces, ns, &mut captures) {
+        if match_from(&self.pieces, ns, &mut captures, &mut HashSet::new()) {
             Some(captures)
         } else {
             None
@@ -103,26 +105,40 @@ fn flush(literal: &mut String, pieces: &mut Vec<Piece>) {
     }
 }
 
-fn match_from(pieces: &[Piece], text: &str, captures: &mut Vec<(String, String)>) -> bool {
-    match pieces.split_first() {
+/// Matches `pieces` against `text`. A (pieces left, text left) pair that
+/// failed once fails again whatever was captured before, so failures are
+/// remembered: a pattern with many `*` stays fast (no exponential backtracking).
+fn match_from(
+    pieces: &[Piece],
+    text: &str,
+    captures: &mut Vec<(String, String)>,
+    failed: &mut HashSet<(usize, usize)>,
+) -> bool {
+    let state = (pieces.len(), text.len());
+    if failed.contains(&state) {
+        return false;
+    }
+    let matched = match pieces.split_first() {
         None => text.is_empty(),
         Some((Piece::Literal(lit), rest)) => {
-            text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures))
+            text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures, failed))
         }
-        Some((Piece::Any(name), rest)) => {
-            for split in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
-                let mark = captures.len();
-                if let Some(name) = name {
-                    captures.push((name.clone(), text[..split].to_string()));
-                }
-                if match_from(rest, &text[split..], captures) {
-                    return true;
-                }
+        Some((Piece::Any(name), rest)) => (0..=text.len()).filter(|&i| text.is_char_boundary(i)).any(|split| {
+            let mark = captures.len();
+            if let Some(name) = name {
+                captures.push((name.clone(), text[..split].to_string()));
+            }
+            let found = match_from(rest, &text[split..], captures, failed);
+            if !found {
                 captures.truncate(mark);
             }
-            false
-        }
+            found
+        }),
+    };
+    if !matched {
+        failed.insert(state);
     }
+    matched
 }
 
 /// Which namespaces to keep and what to call them.
@@ -263,5 +279,8 @@ mod tests {
         assert_eq!(m.map("shop", "x"), None);
         assert_eq!(m.map("shop", "ax").as_deref(), Some("copy.a"));
         assert!(NsMap::new(&[], &[], &v("$db$.$c$"), &v("$db$_copy.$c$")).is_ok());
+        // Many wildcards against a long name that does not match: fast, not exponential.
+        let stars = Pattern::parse(&format!("{}b", "*a".repeat(30))).unwrap();
+        assert!(stars.captures(&"a".repeat(200)).is_none());
     }
 }
