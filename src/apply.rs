@@ -1,7 +1,7 @@
 //! `mb-apply`: a tar stream (or several, one after another) into a MongoDB.
 //!
 //! ```text
-//! Usage: mb-apply [--uri URI | --config FILE] [--drop] [--until TS] [INPUT]
+//! Usage: mb-apply [--uri URI | --config FILE] [--drop | --keep-existing] [--until TS] [INPUT]
 //!        mb-apply --dry-run [INPUT]          check everything, write nothing
 //!        mb-apply --to-dir DIR [INPUT]       a directory for mongorestore
 //!
@@ -13,6 +13,10 @@
 //! give `seconds,ordinal`). Every chunk's CRC-64 and document count is checked
 //! before it is written; the stream's manifest is checked at its end. A chain
 //! whose slices do not follow each other exactly is refused, naming the hole.
+//! Only the backup's databases are written (the rest of a cross-database
+//! transaction is counted, not applied). --drop first drops what the backup
+//! covers on the target; without it, documents that conflict with the
+//! target's are counted and exit 4, unless --keep-existing.
 //!
 //! --to-dir writes mongodump's directory layout (`<db>/<coll>.bson`,
 //! `<db>/<coll>.metadata.json`, `oplog.bson`) that the official
@@ -25,17 +29,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::Client;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::cli::integrity;
+use crate::cli::{conflict, integrity};
 use crate::mongo::ConnectArgs;
 use crate::ns::NsMap;
 use crate::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
 use crate::record::{Header, Kind, Manifest, Ts, TAR_FORMAT};
+use crate::restore::{create_collection, insert_chunk, merge_users_and_roles, Inserted, PendingIndexes};
 use crate::stream::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
 use crate::{info, warn};
 
@@ -47,9 +52,14 @@ pub struct Args {
     connect: ConnectArgs,
     /// The stream to read (`-` or nothing: stdin).
     input: Option<PathBuf>,
-    /// Drop each collection before restoring it.
+    /// Drop what the backup covers on the target before restoring: every
+    /// collection of its databases (as --ns-* filters map them).
     #[arg(long)]
     drop: bool,
+    /// Keep the target's documents that conflict with the backup's (same
+    /// `_id` or another unique key) and exit 0; without it they exit 4.
+    #[arg(long, conflicts_with = "drop")]
+    keep_existing: bool,
     /// Replay the oplog only up to this point, inclusive: `seconds,ordinal`
     /// or an RFC 3339 time (which includes that whole second).
     #[arg(long, value_name = "TS")]
@@ -111,13 +121,28 @@ pub struct ApplyRecord {
     pub collections: u64,
     /// Documents inserted.
     pub documents: u64,
-    /// Documents that were already there (duplicate `_id`), left as they were.
+    /// Documents that were already there, identical (a restore run again).
     pub duplicates: u64,
+    /// Documents not restored: the target holds another document with the
+    /// same `_id` (kept). Exit 4 unless --keep-existing.
+    pub id_conflicts: u64,
+    /// Documents not restored: another unique index of the target refused
+    /// them. Exit 4 unless --keep-existing.
+    pub unique_conflicts: u64,
     /// Oplog replay counts.
     pub oplog: ReplayStats,
     /// The restored data is consistent at this point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_at: Option<Ts>,
+}
+
+impl ApplyRecord {
+    fn count(&mut self, inserted: Inserted) {
+        self.documents += inserted.documents;
+        self.duplicates += inserted.identical;
+        self.id_conflicts += inserted.id_conflicts;
+        self.unique_conflicts += inserted.unique_conflicts;
+    }
 }
 
 /// Runs `mb-apply`.
@@ -346,12 +371,6 @@ impl DataTarget {
     }
 }
 
-/// A collection that was created and whose indexes wait for its data.
-struct PendingIndexes {
-    target: String,
-    indexes: Vec<Document>,
-}
-
 /// The state of one archive (header to manifest).
 struct Archive {
     header: Header,
@@ -377,7 +396,13 @@ async fn apply(
     let mut replayer = match &target {
         Target::Server(client) => Some(Replayer::new(
             client.clone(),
-            ReplayOptions { until, ns_map: ns_map.clone(), batch_ops: args.oplog_batch.max(1), ..Default::default() },
+            ReplayOptions {
+                until,
+                ns_map: ns_map.clone(),
+                batch_ops: args.oplog_batch.max(1),
+                dropped: args.drop,
+                ..Default::default()
+            },
         )),
         _ => None,
     };
@@ -385,15 +410,13 @@ async fn apply(
     let mut chain_end: Option<Ts> = None;
     let mut stopped = false;
     let inserts = Arc::new(Semaphore::new(args.parallel));
-    let mut tasks: JoinSet<Result<(u64, u64)>> = JoinSet::new();
+    let mut tasks: JoinSet<Result<Inserted>> = JoinSet::new();
 
     while let Some(event) = rx.recv().await {
         let event = event?;
         // Collect finished inserts as we go, so an error stops us early.
         while let Some(done) = tasks.try_join_next() {
-            let (inserted, duplicates) = done.context("an insert task panicked")??;
-            record.documents += inserted;
-            record.duplicates += duplicates;
+            record.count(done.context("an insert task panicked")??);
         }
         match event {
             Event::Header(header) => {
@@ -413,6 +436,14 @@ async fn apply(
                 if let (Target::Server(client), 0) = (&target, record.archives) {
                     let map = |db: &str| ns_map.map_db(db);
                     crate::mongo::privileges::check_restore(client, &header.databases, map, args.drop).await?;
+                }
+                if let Some(replayer) = &mut replayer {
+                    replayer.set_scope(&header.databases);
+                }
+                // Only before a full backup: a slice alone replays onto what is there.
+                if let (Target::Server(client), true, Kind::Full) = (&target, args.drop, header.kind) {
+                    let dropped = crate::restore::drop_scope(client, &header.databases, &ns_map).await?;
+                    info!("--drop: dropped {dropped} collection(s) of the target in the backup's scope");
                 }
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
                 archive = Some(Archive {
@@ -443,6 +474,9 @@ async fn apply(
                 record.collections += 1;
                 match &mut target {
                     Target::Server(client) => {
+                        if let Some(replayer) = &mut replayer {
+                            replayer.created(&mapped);
+                        }
                         if let Some(pending) = create_collection(client, &mapped, &metadata, args.drop).await? {
                             current.indexes.push(pending);
                         }
@@ -480,9 +514,7 @@ async fn apply(
                         };
                         if capped {
                             // A capped collection keeps insertion order: one chunk at a time.
-                            let (inserted, duplicates) = task.await?;
-                            record.documents += inserted;
-                            record.duplicates += duplicates;
+                            record.count(task.await?);
                         } else {
                             tasks.spawn(task);
                         }
@@ -549,9 +581,7 @@ async fn apply(
     }
     reader.await.context("the stream reader panicked")?;
     while let Some(done) = tasks.join_next().await {
-        let (inserted, duplicates) = done.context("an insert task panicked")??;
-        record.documents += inserted;
-        record.duplicates += duplicates;
+        record.count(done.context("an insert task panicked")??);
     }
     if let Some(open) = archive {
         return Err(integrity(format!(
@@ -564,6 +594,14 @@ async fn apply(
     }
     if let Some(replayer) = &replayer {
         record.oplog = replayer.stats();
+        if !replayer.out_of_scope().is_empty() {
+            let by_db: Vec<String> = replayer.out_of_scope().iter().map(|(db, n)| format!("{db}: {n}")).collect();
+            warn!(
+                "skipped {} oplog operation(s) outside the backup's scope (databases not backed up; {})",
+                record.oplog.out_of_scope,
+                by_db.join(", ")
+            );
+        }
         if replayer.open_transactions() > 0 {
             warn!(
                 "{} transaction(s) had not committed by the end point; they are not applied",
@@ -594,8 +632,33 @@ async fn apply(
                 .map(|t| format!("; consistent at {}", crate::mongo::describe_ts(t)))
                 .unwrap_or_default()
         );
+        check_conflicts(&record, args.keep_existing)?;
     }
     Ok(record)
+}
+
+/// Documents the target refused are loud: counted on stderr, and exit 4
+/// unless the user asked to keep the target's documents.
+fn check_conflicts(record: &ApplyRecord, keep_existing: bool) -> Result<()> {
+    if record.duplicates > 0 {
+        info!("{} document(s) were already there, identical", record.duplicates);
+    }
+    let conflicts = record.id_conflicts + record.unique_conflicts;
+    if conflicts == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "{conflicts} document(s) of the backup were not restored: {} conflict with another document with the same _id, \
+         {} with another unique index of the target",
+        record.id_conflicts, record.unique_conflicts
+    );
+    if keep_existing {
+        warn!("{what}; --keep-existing: the target's documents stay");
+        return Ok(());
+    }
+    Err(conflict(format!(
+        "{what}: the target differs from the backup (restore with --drop, or --keep-existing to keep the target's documents)"
+    )))
 }
 
 /// A stream after the first must be an oplog slice starting where the one
@@ -662,7 +725,7 @@ fn check_manifest(archive: &Archive, manifest: &Manifest) -> Result<()> {
 
 /// Waits for every insert of the archive, then builds its indexes.
 async fn finish_data(
-    tasks: &mut JoinSet<Result<(u64, u64)>>,
+    tasks: &mut JoinSet<Result<Inserted>>,
     record: &mut ApplyRecord,
     archive: &mut Archive,
     target: &Target,
@@ -670,159 +733,13 @@ async fn finish_data(
 ) -> Result<()> {
     archive.data_done = true;
     while let Some(done) = tasks.join_next().await {
-        let (inserted, duplicates) = done.context("an insert task panicked")??;
-        record.documents += inserted;
-        record.duplicates += duplicates;
+        record.count(done.context("an insert task panicked")??);
     }
     let Target::Server(client) = target else { return Ok(()) };
     if args.no_indexes || archive.indexes.is_empty() {
         return Ok(());
     }
-    info!("building indexes of {} collections", archive.indexes.len());
-    let mut builds = JoinSet::new();
-    let limit = Arc::new(Semaphore::new(args.parallel));
-    for pending in archive.indexes.drain(..) {
-        let client = client.clone();
-        let permit = limit.clone().acquire_owned().await?;
-        builds.spawn(async move {
-            let (db, coll) = pending.target.split_once('.').unwrap();
-            let result = client
-                .database(db)
-                .run_command(doc! {"createIndexes": coll, "indexes": pending.indexes})
-                .await
-                .with_context(|| format!("building the indexes of {}", pending.target));
-            drop(permit);
-            result.map(|_| ())
-        });
-    }
-    while let Some(done) = builds.join_next().await {
-        done.context("an index build panicked")??;
-    }
-    Ok(())
-}
-
-/// Creates a collection or view from its metadata; returns its indexes to build later.
-async fn create_collection(
-    client: &Client,
-    target_ns: &str,
-    metadata: &Document,
-    drop: bool,
-) -> Result<Option<PendingIndexes>> {
-    let (db_name, coll) = target_ns.split_once('.').context("bad namespace")?;
-    let db = client.database(db_name);
-    let kind = metadata.get_str("type").unwrap_or("collection");
-    if db_name == "admin" && matches!(coll, "system.users" | "system.roles" | "system.version") {
-        if coll != "system.version" {
-            let temp = if coll == "system.users" { "mbtempusers" } else { "mbtemproles" };
-            db.collection::<Document>(temp).drop().await.ok();
-        }
-        return Ok(None);
-    }
-    if drop {
-        db.run_command(doc! {"drop": coll})
-            .await
-            .or_else(|e| if crate::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
-            .with_context(|| format!("dropping {target_ns}"))?;
-    }
-    let exists = !db
-        .list_collection_names()
-        .filter(doc! {"name": coll})
-        .await
-        .with_context(|| format!("looking for {target_ns}"))?
-        .is_empty();
-    if exists {
-        if !drop {
-            crate::debug!("{target_ns} exists: restoring into it with its current options");
-        }
-    } else {
-        let mut create = doc! {"create": coll};
-        create.extend(metadata.get_document("options").cloned().unwrap_or_default());
-        db.run_command(create).await.with_context(|| format!("creating {kind} {target_ns}"))?;
-    }
-    if kind == "view" {
-        return Ok(None);
-    }
-    let indexes: Vec<Document> = metadata
-        .get_array("indexes")
-        .map(|list| list.iter().filter_map(|i| i.as_document().cloned()).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|index| index.get_str("name") != Ok("_id_") && !index.get_bool("clustered").unwrap_or(false))
-        .map(|mut index| {
-            index.remove("ns");
-            index
-        })
-        .collect();
-    Ok((!indexes.is_empty()).then(|| PendingIndexes { target: target_ns.to_string(), indexes }))
-}
-
-/// Inserts one chunk; returns (inserted, duplicates already there).
-async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<(u64, u64)> {
-    let documents = split_documents(&data)?
-        .into_iter()
-        .map(|d| RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| integrity(format!("bad BSON: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let total = documents.len() as u64;
-    match collection.insert_many(documents).ordered(false).bypass_document_validation(true).await {
-        Ok(_) => Ok((total, 0)),
-        Err(err) => {
-            if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
-                let errors = failure.write_errors.as_deref().unwrap_or(&[]);
-                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000)
-                {
-                    // Like mongorestore: documents already there stay as they are.
-                    let duplicates = errors.len() as u64;
-                    return Ok((total - duplicates, duplicates));
-                }
-            }
-            Err(describe_insert_error(err))
-        }
-    }
-}
-
-/// One line for a failed insert: how many documents the server refused and why.
-fn describe_insert_error(err: mongodb::error::Error) -> anyhow::Error {
-    if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
-        if let Some(first) = failure.write_errors.as_deref().and_then(|e| e.first()) {
-            let count = failure.write_errors.as_ref().map_or(0, Vec::len);
-            return anyhow::anyhow!(
-                "the server refused {count} document(s); the first (code {}): {}",
-                first.code,
-                first.message
-            );
-        }
-        if let Some(concern) = &failure.write_concern_error {
-            return anyhow::anyhow!("write concern failed (code {}): {}", concern.code, concern.message);
-        }
-    }
-    err.into()
-}
-
-/// Users and roles go through temp collections and `_mergeAuthzCollections`,
-/// as mongorestore does: the server does not take direct writes to them.
-async fn merge_users_and_roles(client: &Client, header: &Header, drop: bool) -> Result<()> {
-    let admin = client.database("admin");
-    let names = admin.list_collection_names().await?;
-    let has_users = names.iter().any(|n| n == "mbtempusers");
-    let has_roles = names.iter().any(|n| n == "mbtemproles");
-    if !has_users && !has_roles {
-        return Ok(());
-    }
-    let databases = if header.databases.is_empty() { vec![String::new()] } else { header.databases.clone() };
-    for db in databases {
-        let mut command = doc! {"_mergeAuthzCollections": 1, "drop": drop, "db": &db};
-        if has_users {
-            command.insert("tempUsersCollection", "admin.mbtempusers");
-        }
-        if has_roles {
-            command.insert("tempRolesCollection", "admin.mbtemproles");
-        }
-        admin.run_command(command).await.context("restoring users and roles")?;
-    }
-    for name in ["mbtempusers", "mbtemproles"] {
-        admin.collection::<Document>(name).drop().await.ok();
-    }
-    Ok(())
+    crate::restore::build_indexes(client, std::mem::take(&mut archive.indexes), args.parallel).await
 }
 
 /// `--to-dir`: mongodump's directory layout.

@@ -13,7 +13,7 @@
 //! | 1 | failure: anything not listed below (connection, I/O, server error) |
 //! | 2 | usage: bad flags or arguments |
 //! | 3 | integrity: the data failed a check (CRC-64, length, truncated or corrupt gzip/tar/BSON) |
-//! | 4 | conflict: refused to overwrite an object, or another run holds the lock |
+//! | 4 | conflict: refused to overwrite an object, another run holds the lock, or a restore met conflicting documents |
 //! | 5 | oplog gap: the oplog rolled past the position a backup needed |
 
 use std::fmt;

@@ -11,6 +11,7 @@ pub mod dump;
 pub mod mongo;
 pub mod oplog;
 pub mod record;
+mod restore;
 pub mod stream;
 
 /// Parses a byte size such as `8MiB`, `100KiB`, `1G`, `512k` or `4096`.

@@ -4,7 +4,16 @@
 //! variables captured in the first and substituted in the second
 //! (`--ns-from 'shop.$coll$' --ns-to 'shop_copy.$coll$'`).
 
-use anyhow::{bail, Result};
+use std::collections::HashSet;
+
+use anyhow::Result;
+
+use crate::cli::{Failure, EXIT_USAGE};
+
+/// A bad pattern or flag combination: a usage error (exit 2).
+fn usage(message: String) -> anyhow::Error {
+    Failure { code: EXIT_USAGE, message }.into()
+}
 
 /// One pattern piece.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,9 +42,17 @@ impl Pattern {
                     pieces.push(Piece::Any(None));
                 }
                 '$' => {
-                    let name: String = chars.by_ref().take_while(|&c| c != '$').collect();
-                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                        bail!("bad variable in namespace pattern {text:?}: write $name$");
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '$' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed || name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        return Err(usage(format!("bad variable in namespace pattern {text:?}: write $name$")));
                     }
                     flush(&mut literal, &mut pieces);
                     pieces.push(Piece::Any(Some(name)));
@@ -51,11 +68,30 @@ impl Pattern {
     /// Matches a namespace; returns the captured variables if it matches.
     pub fn captures(&self, ns: &str) -> Option<Vec<(String, String)>> {
         let mut captures = Vec::new();
-        if match_from(&self.pieces, ns, &mut captures) {
+        if match_from(&self.pieces, ns, &mut captures, &mut HashSet::new()) {
             Some(captures)
         } else {
             None
         }
+    }
+
+    /// Whether a literal `.` has pattern text on both sides.
+    fn has_separator(&self) -> bool {
+        let mut before = false;
+        for (index, piece) in self.pieces.iter().enumerate() {
+            match piece {
+                Piece::Literal(lit) => {
+                    if let Some(dot) = lit.find('.') {
+                        let left = before || dot > 0;
+                        let right = dot + 1 < lit.len() || index + 1 < self.pieces.len();
+                        return left && right;
+                    }
+                    before = true;
+                }
+                Piece::Any(_) => before = true,
+            }
+        }
+        false
     }
 
     fn variables(&self) -> Vec<&str> {
@@ -69,26 +105,40 @@ fn flush(literal: &mut String, pieces: &mut Vec<Piece>) {
     }
 }
 
-fn match_from(pieces: &[Piece], text: &str, captures: &mut Vec<(String, String)>) -> bool {
-    match pieces.split_first() {
+/// Matches `pieces` against `text`. A (pieces left, text left) pair that
+/// failed once fails again whatever was captured before, so failures are
+/// remembered: a pattern with many `*` stays fast (no exponential backtracking).
+fn match_from(
+    pieces: &[Piece],
+    text: &str,
+    captures: &mut Vec<(String, String)>,
+    failed: &mut HashSet<(usize, usize)>,
+) -> bool {
+    let state = (pieces.len(), text.len());
+    if failed.contains(&state) {
+        return false;
+    }
+    let matched = match pieces.split_first() {
         None => text.is_empty(),
         Some((Piece::Literal(lit), rest)) => {
-            text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures))
+            text.strip_prefix(lit.as_str()).is_some_and(|tail| match_from(rest, tail, captures, failed))
         }
-        Some((Piece::Any(name), rest)) => {
-            for split in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
-                let mark = captures.len();
-                if let Some(name) = name {
-                    captures.push((name.clone(), text[..split].to_string()));
-                }
-                if match_from(rest, &text[split..], captures) {
-                    return true;
-                }
+        Some((Piece::Any(name), rest)) => (0..=text.len()).filter(|&i| text.is_char_boundary(i)).any(|split| {
+            let mark = captures.len();
+            if let Some(name) = name {
+                captures.push((name.clone(), text[..split].to_string()));
+            }
+            let found = match_from(rest, &text[split..], captures, failed);
+            if !found {
                 captures.truncate(mark);
             }
-            false
-        }
+            found
+        }),
+    };
+    if !matched {
+        failed.insert(state);
     }
+    matched
 }
 
 /// Which namespaces to keep and what to call them.
@@ -103,7 +153,11 @@ impl NsMap {
     /// Builds a map; `from` and `to` pair up in order.
     pub fn new(include: &[String], exclude: &[String], from: &[String], to: &[String]) -> Result<NsMap> {
         if from.len() != to.len() {
-            bail!("--ns-from and --ns-to must come in pairs ({} --ns-from, {} --ns-to)", from.len(), to.len());
+            return Err(usage(format!(
+                "--ns-from and --ns-to must come in pairs ({} --ns-from, {} --ns-to)",
+                from.len(),
+                to.len()
+            )));
         }
         let mut renames = Vec::new();
         for (from, to) in from.iter().zip(to) {
@@ -111,8 +165,16 @@ impl NsMap {
             let target = Pattern::parse(to)?;
             for var in target.variables() {
                 if !pattern.variables().contains(&var) {
-                    bail!("--ns-to {to:?} uses ${var}$, which --ns-from {from:?} does not capture");
+                    return Err(usage(format!(
+                        "--ns-to {to:?} uses ${var}$, which --ns-from {from:?} does not capture"
+                    )));
                 }
+            }
+            // A namespace is `db.collection`: the new name needs its dot, with
+            // something on each side (a variable may still capture nothing;
+            // `NsMap::map` refuses such a result).
+            if !target.has_separator() {
+                return Err(usage(format!("--ns-to {to:?} is not a namespace: write db.collection (e.g. copy.$c$)")));
             }
             renames.push((pattern, to.clone()));
         }
@@ -142,7 +204,14 @@ impl NsMap {
                 for (name, value) in captures {
                     target = target.replace(&format!("${name}$"), &value);
                 }
-                return Some(target);
+                // A variable that captured nothing can leave `db.` or `.coll`.
+                return match target.split_once('.') {
+                    Some((db, coll)) if !db.is_empty() && !coll.is_empty() => Some(target),
+                    _ => {
+                        crate::warn!("{ns} would be renamed to {target:?}, which is not a namespace: skipped");
+                        None
+                    }
+                };
             }
         }
         Some(ns.to_string())
@@ -188,5 +257,30 @@ mod tests {
         let v = |s: &str| vec![s.to_string()];
         assert!(NsMap::new(&[], &[], &v("a.*"), &[]).is_err());
         assert!(NsMap::new(&[], &[], &v("a.$x$"), &v("b.$y$")).is_err());
+    }
+
+    #[test]
+    fn user_patterns_give_usage_errors_never_panics() {
+        let v = |s: &str| vec![s.to_string()];
+        for (from, to) in [
+            ("shop.*", "nodot"),
+            ("shop.$c$", "$c$"),
+            ("shop.$c$", "copy."),
+            ("shop.$c$", ".$c$"),
+            ("a.$x", "b.$x$"),
+            ("$", "a.b"),
+        ] {
+            let err = NsMap::new(&[], &[], &v(from), &v(to)).unwrap_err();
+            assert_eq!(crate::cli::exit_code_of(&err), EXIT_USAGE, "{from} -> {to}: {err}");
+        }
+        assert_eq!(crate::cli::exit_code_of(&NsMap::new(&[], &[], &v("a.*"), &[]).unwrap_err()), EXIT_USAGE);
+        // A variable that captures nothing cannot make a namespace without a collection.
+        let m = NsMap::new(&[], &[], &v("shop.$p$x"), &v("copy.$p$")).unwrap();
+        assert_eq!(m.map("shop", "x"), None);
+        assert_eq!(m.map("shop", "ax").as_deref(), Some("copy.a"));
+        assert!(NsMap::new(&[], &[], &v("$db$.$c$"), &v("$db$_copy.$c$")).is_ok());
+        // Many wildcards against a long name that does not match: fast, not exponential.
+        let stars = Pattern::parse(&format!("{}b", "*a".repeat(30))).unwrap();
+        assert!(stars.captures(&"a".repeat(200)).is_none());
     }
 }

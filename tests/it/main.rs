@@ -13,6 +13,8 @@ mod oss_sdk;
 mod oss_stages;
 mod oss_upload;
 mod pack;
+mod replay;
+mod replay_random;
 mod restore_cases;
 mod roundtrip;
 mod scripts;
