@@ -197,6 +197,9 @@ fn every_ddl_in_a_slice_is_replayed() {
         run(&client, "ddl_one", doc! {"insert": coll, "documents": docs(20)});
     }
     run(&client, "ddl_three", doc! {"insert": "t", "documents": docs(5)});
+    // A backup refuses a database that does not exist: ddl_two starts with one
+    // collection, and gets the rest of its collections during the cycle.
+    run(&client, "ddl_two", doc! {"insert": "first", "documents": docs(2)});
     run(&client, "ddl_one", doc! {"create": "series_gone", "timeseries": {"timeField": "at"}});
     run(&client, "ddl_one", doc! {"insert": "series_gone", "documents": docs(3)});
     run(&client, "ddl_one", doc! {"create": "view_gone", "viewOn": "a", "pipeline": []});
