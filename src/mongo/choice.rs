@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 use mongodb::bson::Document;
 use mongodb::options::ReadPreference;
 
-use crate::record::Ts;
+use crate::format::records::Ts;
 
 /// What a run needs of the member it reads from.
 #[derive(Clone, Debug, Default)]

@@ -14,7 +14,10 @@
 
 mod choice;
 pub(crate) mod member;
+pub mod ns;
+pub mod oplog;
 pub mod privileges;
+pub(crate) mod restore;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,8 +27,8 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::{ClientOptions, Credential, ReadPreference, SelectionCriteria};
 use mongodb::Client;
 
-use crate::config::Config;
-use crate::record::Ts;
+use crate::format::records::Ts;
+use crate::settings::config::Config;
 
 pub use choice::Need;
 
@@ -108,7 +111,7 @@ impl ConnectArgs {
     /// member this run reads from (read preference, and having applied
     /// through `need`), and connects to it directly.
     pub async fn connect_for(&self, app: &str, need: Need) -> Result<Connection> {
-        let config = crate::config::load_optional(self.config.as_deref())?;
+        let config = crate::settings::config::load_optional(self.config.as_deref())?;
         let (uri, config_user) = match (&self.uri, &config) {
             (Some(uri), _) => (uri.clone(), None),
             (None, Some(config)) => (uri_from_config(config)?, config.get("db_user").map(str::to_string)),
@@ -253,7 +256,7 @@ pub async fn cursor_command(db: &mongodb::Database, command: Document) -> Result
 
 /// A point in time for humans: `t,i (2026-11-24T03:15:00Z)`.
 pub fn describe_ts(ts: Ts) -> String {
-    format!("{ts} ({})", crate::record::format_rfc3339(i64::from(ts.t)))
+    format!("{ts} ({})", crate::format::records::format_rfc3339(i64::from(ts.t)))
 }
 
 #[cfg(test)]

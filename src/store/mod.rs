@@ -6,12 +6,10 @@
 //! thread reads the next part). Every backend passes the one conformance
 //! suite in `tests/it/oss_conformance.rs`.
 
-mod args;
 pub mod local;
 pub mod memory;
 pub mod oss;
 
-pub use args::StoreArgs;
 pub use oss::OssTuning;
 
 use std::fmt;

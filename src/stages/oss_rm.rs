@@ -32,7 +32,8 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{Failure, EXIT_USAGE};
-use crate::store::{OssTuning, StoreArgs};
+use crate::settings::store::StoreArgs;
+use crate::store::OssTuning;
 
 /// The suffix of a commit marker (mb-backup stores `<key>.done` once the
 /// object is verified).

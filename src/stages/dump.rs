@@ -34,10 +34,10 @@ use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::{Client, Database};
 use tokio::sync::mpsc;
 
+use crate::format::records::{self, CollectionEntry, Header, Kind, Manifest, OplogEntry, RangeRecord, Ts, TAR_FORMAT};
+use crate::format::tar::{Entry, EntryName, TarWriter};
+use crate::mongo::oplog;
 use crate::mongo::{self, ConnectArgs};
-use crate::oplog;
-use crate::record::{self, CollectionEntry, Header, Kind, Manifest, OplogEntry, RangeRecord, Ts, TAR_FORMAT};
-use crate::stream::{Entry, EntryName, TarWriter};
 use crate::{info, warn};
 
 /// `mb-dump`'s flags.
@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_name = "N")]
     parallel: usize,
     /// Largest chunk entry, in bytes (a document larger than this gets a chunk of its own).
-    #[arg(long, default_value = "8MiB", value_parser = crate::parse_size, value_name = "SIZE")]
+    #[arg(long, default_value = "8MiB", value_parser = crate::cli::parse_size, value_name = "SIZE")]
     chunk_size: u64,
     /// Also write the manifest record to FILE (the scripts' checkpoint source).
     #[arg(long, value_name = "FILE")]
@@ -166,7 +166,7 @@ async fn dump_from(
 ) -> Result<Manifest> {
     let client = &conn.client;
     let server = mongo::server_info(client).await?;
-    let config = crate::config::load_optional(args.connect.config.as_deref())?;
+    let config = crate::settings::config::load_optional(args.connect.config.as_deref())?;
     let users_and_roles = args.users_and_roles
         || config.as_ref().and_then(|c| c.get("users_and_roles")).is_some_and(|v| matches!(v, "1" | "true" | "yes"));
 
@@ -182,7 +182,7 @@ async fn dump_from(
     if kind == Kind::Full {
         check_databases_exist(client, &databases, &conn.hosts, args.users_and_roles).await?;
     }
-    let created = record::now_rfc3339();
+    let created = records::now_rfc3339();
 
     let mut header = Header {
         format: TAR_FORMAT.into(),
@@ -196,7 +196,7 @@ async fn dump_from(
     };
 
     let (tx, rx) = mpsc::channel::<Entry>(2);
-    let mtime = record::now_secs().max(0) as u64;
+    let mtime = records::now_secs().max(0) as u64;
     let pool = BufferPool::default();
     let writer_pool = pool.clone();
     let writer = tokio::task::spawn_blocking(move || write_entries(rx, out, mtime, writer_pool));
@@ -283,7 +283,7 @@ async fn dump_from(
         format: TAR_FORMAT.into(),
         kind,
         created,
-        finished: record::now_rfc3339(),
+        finished: records::now_rfc3339(),
         source: conn.hosts.clone(),
         databases,
         collections,
@@ -355,9 +355,9 @@ fn read_range(path: &std::path::Path) -> Result<RangeRecord> {
     } else {
         format!("range record {}", path.display())
     };
-    let record: RangeRecord = record::read_json(crate::cli::open_input(Some(path))?, &what)?;
-    if record.format != record::RANGE_FORMAT {
-        bail!("range record has format {:?}, expected {:?}", record.format, record::RANGE_FORMAT);
+    let record: RangeRecord = records::read_json(crate::cli::open_input(Some(path))?, &what)?;
+    if record.format != records::RANGE_FORMAT {
+        bail!("range record has format {:?}, expected {:?}", record.format, records::RANGE_FORMAT);
     }
     Ok(record)
 }
@@ -457,7 +457,7 @@ async fn dump_collection(
     let metadata_entry = Entry {
         path: EntryName::Metadata { db: plan.db.clone(), coll: plan.name.clone() }.path(),
         data: metadata,
-        pax: vec![(crate::stream::PAX_CRC64, metadata_crc64.to_string())],
+        pax: vec![(crate::format::tar::PAX_CRC64, metadata_crc64.to_string())],
     };
     send(tx, metadata_entry).await?;
 

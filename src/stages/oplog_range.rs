@@ -31,9 +31,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::format::records::{self, Kind, Manifest, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
+use crate::mongo::oplog;
 use crate::mongo::{ConnectArgs, Connection, Need};
-use crate::oplog;
-use crate::record::{self, Kind, Manifest, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
 use crate::{info, warn};
 
 /// `mb-oplog-range`'s flags.
@@ -89,12 +89,12 @@ struct PutRecord {
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
-    let config = crate::config::load_optional(args.connect.config.as_deref())?;
-    let mut databases = crate::config::split_databases(&args.databases.join(","));
+    let config = crate::settings::config::load_optional(args.connect.config.as_deref())?;
+    let mut databases = crate::settings::config::split_databases(&args.databases.join(","));
     if databases.is_empty() {
-        databases = config.as_ref().map(crate::config::Config::databases).unwrap_or_default();
+        databases = config.as_ref().map(crate::settings::config::Config::databases).unwrap_or_default();
     }
-    let prefix = args.prefix.clone().unwrap_or_else(|| crate::config::key_prefix(&databases));
+    let prefix = args.prefix.clone().unwrap_or_else(|| crate::settings::config::key_prefix(&databases));
     if args.commit {
         return commit(&args);
     }
@@ -148,7 +148,7 @@ fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord 
 /// backups in one second get different keys.
 fn cycle_id(now: std::time::SystemTime) -> String {
     let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = record::format_rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
+    let secs = records::format_rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
     format!("{}.{:06}Z", secs.trim_end_matches('Z'), since.subsec_micros())
 }
 
@@ -225,7 +225,7 @@ async fn decide_on(
 
 /// Why the checkpoint starts a new cycle whatever the server holds, if it does.
 fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &str) -> Result<Option<String>> {
-    let age_days = (record::now_secs() - record::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
+    let age_days = (records::now_secs() - records::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
     if age_days >= args.period {
         return Ok(Some(format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period)));
     }
@@ -256,7 +256,7 @@ pub fn read_state(path: &Path) -> Result<Option<State>> {
 fn read_file<T: serde::de::DeserializeOwned>(path: Option<&Path>, flag: &str) -> Result<T> {
     let path = path.ok_or_else(|| usage(format!("--commit needs {flag}")))?;
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    record::read_json(file, &path.display().to_string())
+    records::read_json(file, &path.display().to_string())
 }
 
 fn commit(args: &Args) -> Result<()> {
@@ -313,9 +313,9 @@ fn commit(args: &Args) -> Result<()> {
         key: put.key,
         size: put.size,
         crc64: put.crc64,
-        updated: record::now_rfc3339(),
+        updated: records::now_rfc3339(),
     };
-    crate::dump::write_record_file(state_path, &state)?;
+    crate::stages::dump::write_record_file(state_path, &state)?;
     info!("checkpoint moved to {to} (cycle {}, backup {})", state.cycle, state.seq);
     Ok(())
 }

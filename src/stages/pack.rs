@@ -48,12 +48,6 @@
 //! `mb-pack: decompressing stdin: input is truncated (gzip stream ended early)`.
 //! ```
 
-mod compress;
-mod decompress;
-
-pub use compress::{compress, CompressOptions};
-pub use decompress::{decompress, DecompressOptions};
-
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -64,6 +58,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::cli::{self, Failure, EXIT_USAGE};
+use crate::pack::{compress, decompress, CompressOptions, DecompressOptions};
 
 /// Command-line arguments (see the module docs for the full usage text).
 #[derive(Parser, Debug)]
@@ -102,18 +97,6 @@ pub struct Args {
     #[command(flatten)]
     pub log: crate::cli::LogArgs,
 }
-
-/// Marks "the writer thread hung up" in both directions; its own error says why.
-#[derive(Debug)]
-pub(crate) struct WriterGone;
-
-impl std::fmt::Display for WriterGone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("writer stopped")
-    }
-}
-
-impl std::error::Error for WriterGone {}
 
 /// Runs `mb-pack` with the process's arguments.
 pub fn run() -> anyhow::Result<()> {
@@ -185,9 +168,9 @@ fn gzip_style_levels(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> 
         .collect()
 }
 
-/// A block size: `1M`, `512K`, `1048576` (see [`crate::parse_size`]), 32K to 256M.
+/// A block size: `1M`, `512K`, `1048576` (see [`crate::cli::parse_size`]), 32K to 256M.
 fn parse_block_size(text: &str) -> Result<usize, String> {
-    let size = crate::parse_size(text)?;
+    let size = crate::cli::parse_size(text)?;
     // Below the 32 KiB deflate window the priming dictionary would exceed the block.
     if !(32 << 10..=256 << 20).contains(&size) {
         return Err(format!("block size must be 32K to 256M, not {text}"));
@@ -235,20 +218,6 @@ fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
             Ok(Box::new(File::from(fd)))
         }
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{key_prefix, Config, SECRET_KEYS};
 use crate::cli::{Failure, EXIT_USAGE};
+use crate::settings::config::{key_prefix, Config, SECRET_KEYS};
 
 /// `mb-config`'s flags.
 #[derive(clap::Parser, Debug)]
@@ -115,7 +115,7 @@ pub fn run() -> Result<()> {
         Command::Prefix { config } => vec![key_prefix(&Config::load(&config)?.databases())],
         Command::Field { each: false, record, names } => {
             let what = record.display().to_string();
-            fields(&crate::record::read_json(crate::cli::open_input(Some(&record))?, &what)?, &names)
+            fields(&crate::format::records::read_json(crate::cli::open_input(Some(&record))?, &what)?, &names)
         }
         Command::Field { each: true, record, names } => {
             let mut lines = Vec::new();

@@ -13,8 +13,6 @@
 //! The scripts never parse this file themselves: `mb-config` ([`stage`])
 //! prints what they need, one value a line.
 
-pub mod stage;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -23,7 +21,7 @@ use anyhow::{bail, Context, Result};
 /// A parsed config file: keys to values, in file order of last assignment.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
-    values: BTreeMap<String, String>,
+    pub(crate) values: BTreeMap<String, String>,
 }
 
 impl Config {

@@ -8,7 +8,7 @@ use mongodb::bson::{doc, Bson, Document};
 
 use super::Replayer;
 use crate::debug;
-use crate::record::Ts;
+use crate::format::records::Ts;
 
 /// What one oplog entry becomes.
 #[derive(Default)]

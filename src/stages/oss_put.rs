@@ -91,8 +91,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 
+use crate::settings::store::StoreArgs;
 use crate::store::oss::parts::MIN_PART;
-use crate::store::{OssTuning, PutOptions, PutResult, Store, StoreArgs};
+use crate::store::{OssTuning, PutOptions, PutResult, Store};
 
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]
@@ -108,13 +109,13 @@ pub struct Args {
     #[arg(long)]
     pub allow_empty: bool,
     /// First part size (grows with the stream), at least 100KiB
-    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = crate::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = crate::cli::parse_size)]
     pub part_size: u64,
     /// Parts uploading at once
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub parallel: u64,
     /// The stream's approximate size: sizes parts up front
-    #[arg(long, value_name = "SIZE", value_parser = crate::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size)]
     pub expected_size: Option<u64>,
     /// Where parts too large for memory are staged [default: $TMPDIR]
     #[arg(long, value_name = "DIR")]
@@ -137,7 +138,7 @@ pub struct Args {
 /// The record printed on success (`docs/FORMAT.md`, `mb-put/1`).
 #[derive(Serialize, Debug)]
 pub struct PutRecord {
-    /// Always [`crate::record::PUT_FORMAT`].
+    /// Always [`crate::format::records::PUT_FORMAT`].
     pub format: &'static str,
     /// Bucket.
     pub bucket: String,
@@ -167,7 +168,7 @@ const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
 
 /// Storage class and encryption from flags, else the config file; checked.
 fn storage_options(args: &Args) -> Result<(Option<String>, Option<String>, Option<String>)> {
-    let config = crate::config::load_optional(args.store.config.as_deref())?;
+    let config = crate::settings::config::load_optional(args.store.config.as_deref())?;
     let pick = |flag: &Option<String>, key: &str| {
         flag.clone().or_else(|| config.as_ref().and_then(|c| c.get(key)).map(str::to_string)).filter(|v| !v.is_empty())
     };
@@ -224,7 +225,7 @@ pub fn run() -> Result<()> {
         verify_by_head(&*store, key, &put)?;
     }
     let record = PutRecord {
-        format: crate::record::PUT_FORMAT,
+        format: crate::format::records::PUT_FORMAT,
         bucket: store.bucket().to_string(),
         key: key.clone(),
         size: put.size,

@@ -48,7 +48,8 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::crc64::Crc64;
-use crate::store::{ByteRange, OssTuning, Store, StoreArgs};
+use crate::settings::store::StoreArgs;
+use crate::store::{ByteRange, OssTuning, Store};
 
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]

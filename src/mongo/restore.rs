@@ -11,10 +11,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cli::integrity;
+use crate::format::records::Header;
+use crate::format::tar::split_documents;
 use crate::info;
-use crate::ns::NsMap;
-use crate::record::Header;
-use crate::stream::split_documents;
+use crate::mongo::ns::NsMap;
 
 /// A collection that was created and whose indexes wait for its data.
 pub(crate) struct PendingIndexes {
@@ -70,7 +70,7 @@ pub(crate) async fn create_collection(
     if drop {
         db.run_command(doc! {"drop": coll})
             .await
-            .or_else(|e| if crate::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
+            .or_else(|e| if crate::mongo::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
             .with_context(|| format!("dropping {target_ns}"))?;
     }
     let exists = !db
@@ -271,7 +271,7 @@ pub(crate) async fn drop_scope(client: &Client, databases: &[String], ns_map: &N
             }
             match db.run_command(doc! {"drop": &name}).await {
                 Ok(_) => dropped += 1,
-                Err(err) if crate::oplog::server_code(&err) == Some(26) => {}
+                Err(err) if crate::mongo::oplog::server_code(&err) == Some(26) => {}
                 Err(err) => return Err(err).with_context(|| format!("dropping {target_ns}")),
             }
         }

@@ -36,12 +36,12 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::cli::{conflict, integrity};
+use crate::format::records::{Header, Kind, Manifest, Ts, TAR_FORMAT};
+use crate::format::tar::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
+use crate::mongo::ns::NsMap;
+use crate::mongo::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
+use crate::mongo::restore::{create_collection, insert_chunk, merge_users_and_roles, Inserted, PendingIndexes};
 use crate::mongo::ConnectArgs;
-use crate::ns::NsMap;
-use crate::oplog::{Flow, ReplayOptions, ReplayStats, Replayer};
-use crate::record::{Header, Kind, Manifest, Ts, TAR_FORMAT};
-use crate::restore::{create_collection, insert_chunk, merge_users_and_roles, Inserted, PendingIndexes};
-use crate::stream::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
 use crate::{info, warn};
 
 /// `mb-apply`'s flags.
@@ -442,7 +442,7 @@ async fn apply(
                 }
                 // Only before a full backup: a slice alone replays onto what is there.
                 if let (Target::Server(client), true, Kind::Full) = (&target, args.drop, header.kind) {
-                    let dropped = crate::restore::drop_scope(client, &header.databases, &ns_map).await?;
+                    let dropped = crate::mongo::restore::drop_scope(client, &header.databases, &ns_map).await?;
                     info!("--drop: dropped {dropped} collection(s) of the target in the backup's scope");
                 }
                 info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
@@ -548,7 +548,7 @@ async fn apply(
                         }
                         (None, target) => {
                             // --to-dir and --dry-run: count what a restore would apply.
-                            let ts = crate::oplog::entry_ts(raw)?;
+                            let ts = crate::mongo::oplog::entry_ts(raw)?;
                             if until.is_some_and(|u| ts > u) {
                                 stopped = true;
                                 break;
@@ -739,7 +739,7 @@ async fn finish_data(
     if args.no_indexes || archive.indexes.is_empty() {
         return Ok(());
     }
-    crate::restore::build_indexes(client, std::mem::take(&mut archive.indexes), args.parallel).await
+    crate::mongo::restore::build_indexes(client, std::mem::take(&mut archive.indexes), args.parallel).await
 }
 
 /// `--to-dir`: mongodump's directory layout.
@@ -757,9 +757,9 @@ impl DirTarget {
 
     fn path(&self, ns: &str, suffix: &str) -> Result<PathBuf> {
         let (db, coll) = ns.split_once('.').context("bad namespace")?;
-        let dir = self.root.join(crate::stream::escape(db));
+        let dir = self.root.join(crate::format::tar::escape(db));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(dir.join(format!("{}{suffix}", crate::stream::escape(coll))))
+        Ok(dir.join(format!("{}{suffix}", crate::format::tar::escape(coll))))
     }
 
     fn metadata(&mut self, ns: &str, data_ns: &str, metadata: &Document) -> Result<()> {

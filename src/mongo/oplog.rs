@@ -8,7 +8,7 @@ use mongodb::options::FindOneOptions;
 use mongodb::Client;
 
 use crate::cli;
-use crate::record::Ts;
+use crate::format::records::Ts;
 
 mod replay;
 

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::oss::credentials::ExplicitKeys;
-use super::oss::{Credentials, Endpoint, OssStore, OssTuning, RetryPolicy, SignatureVersion};
-use super::{local, validate_bucket, Store};
-use crate::config::Config;
+use crate::settings::config::Config;
+use crate::store::oss::credentials::ExplicitKeys;
+use crate::store::oss::{Credentials, Endpoint, OssStore, OssTuning, RetryPolicy, SignatureVersion};
+use crate::store::{local, validate_bucket, Store};
 
 /// Where to store, as both OSS stages take it. Precedence: flag > env > config.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -53,7 +53,7 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// Opens the store these arguments name.
     pub fn open(&self, tuning: OssTuning) -> Result<Box<dyn Store>> {
-        let config = crate::config::load_optional(self.config.as_deref())?;
+        let config = crate::settings::config::load_optional(self.config.as_deref())?;
         let from_config = |key: &str| config.as_ref().and_then(|c: &Config| c.get(key)).map(str::to_string);
         let bucket = self
             .bucket

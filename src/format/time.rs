@@ -97,7 +97,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Ts;
+    use crate::format::records::Ts;
 
     #[test]
     fn rfc3339_round_trips() {

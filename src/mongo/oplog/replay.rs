@@ -20,8 +20,8 @@ use mongodb::Client;
 
 use super::{entry_ts, server_code};
 use crate::debug;
-use crate::ns::NsMap;
-use crate::record::Ts;
+use crate::format::records::Ts;
+use crate::mongo::ns::NsMap;
 use rewrite::Rewritten;
 
 mod rewrite;

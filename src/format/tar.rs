@@ -11,7 +11,7 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 
-use crate::record::{HEADER_ENTRY, MANIFEST_ENTRY};
+use crate::format::records::{HEADER_ENTRY, MANIFEST_ENTRY};
 
 /// PAX record with a chunk's CRC-64/XZ, in decimal.
 pub const PAX_CRC64: &str = "MB.crc64";

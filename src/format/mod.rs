@@ -1,0 +1,6 @@
+//! What flows between the stages, as `docs/FORMAT.md` specifies it: the JSON
+//! records, the tar stream, and the times they carry.
+
+pub mod records;
+pub mod tar;
+pub mod time;
