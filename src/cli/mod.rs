@@ -66,6 +66,11 @@ pub fn oplog_gap(message: impl Into<String>) -> anyhow::Error {
     Failure { code: EXIT_OPLOG_GAP, message: message.into() }.into()
 }
 
+/// A usage error: bad flags or arguments, exit [`EXIT_USAGE`].
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Failure { code: EXIT_USAGE, message: message.into() }.into()
+}
+
 /// The exit code an error maps to: the first [`Failure`] in its chain, else 1.
 pub fn exit_code_of(err: &anyhow::Error) -> u8 {
     err.chain().find_map(|cause| cause.downcast_ref::<Failure>().map(|f| f.code)).unwrap_or(EXIT_FAILURE)

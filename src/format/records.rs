@@ -19,6 +19,8 @@ pub const RANGE_FORMAT: &str = "mb-range/1";
 pub const STATE_FORMAT: &str = "mb-state/1";
 /// Version tag of the record `mb-oss-put` prints.
 pub const PUT_FORMAT: &str = "mb-put/1";
+/// Version tag of the record `mb-apply` prints.
+pub const APPLY_FORMAT: &str = "mb-apply/1";
 
 /// Name of the first tar entry.
 pub const HEADER_ENTRY: &str = "mb-header.json";
@@ -254,6 +256,84 @@ pub struct State {
 }
 
 /// Reads one JSON record from a reader that holds exactly one (stdin, a file).
+/// The record `mb-oss-put` prints on success (`docs/FORMAT.md`, `mb-put/1`);
+/// `mb-oplog-range --commit` reads its key, size and CRC-64 (the other
+/// fields default, as that reader never needed them).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PutRecord {
+    /// Always [`PUT_FORMAT`].
+    #[serde(default)]
+    pub format: String,
+    /// Bucket.
+    #[serde(default)]
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Bytes stored.
+    pub size: u64,
+    /// CRC-64/XZ (= x-oss-hash-crc64ecma), decimal.
+    pub crc64: u64,
+    /// ETag of the stored object (null if the backend has none).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// 1 for a simple put, else the number of parts.
+    #[serde(default)]
+    pub parts: u32,
+    /// Storage class asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Server-side encryption asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<String>,
+    /// KMS key id, if any (an id, not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_key_id: Option<String>,
+}
+
+/// The record `mb-apply` prints on stdout when it is done.
+#[derive(Debug, Serialize, Default)]
+pub struct ApplyRecord {
+    /// Always [`APPLY_FORMAT`].
+    pub format: String,
+    /// Whether anything was written.
+    pub dry_run: bool,
+    /// Tar streams read (a full dump and its slices).
+    pub archives: u64,
+    /// Collections and views restored.
+    pub collections: u64,
+    /// Documents inserted.
+    pub documents: u64,
+    /// Documents that were already there, identical (a restore run again).
+    pub duplicates: u64,
+    /// Documents not restored: the target holds another document with the
+    /// same `_id` (kept). Exit 4 unless --keep-existing.
+    pub id_conflicts: u64,
+    /// Documents not restored: another unique index of the target refused
+    /// them. Exit 4 unless --keep-existing.
+    pub unique_conflicts: u64,
+    /// Oplog replay counts.
+    pub oplog: ReplayStats,
+    /// The restored data is consistent at this point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_at: Option<Ts>,
+}
+
+/// Counts of a replay.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ReplayStats {
+    /// Entries read.
+    pub entries: u64,
+    /// Operations applied (transactions count their inner operations).
+    pub applied: u64,
+    /// Entries skipped (internal, filtered out, index-build bookkeeping).
+    pub skipped: u64,
+    /// Operations on databases outside the backup's scope, not applied
+    /// (the other databases of a cross-database transaction).
+    pub out_of_scope: u64,
+    /// The last entry's timestamp that was applied or skipped.
+    pub last: Option<Ts>,
+}
+
 pub fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, what: &str) -> Result<T> {
     let mut text = String::new();
     let mut reader = reader;

@@ -7,6 +7,8 @@
 //! CRC-64 and document count in PAX records, so a reader can check it before
 //! it writes a single document of it.
 
+pub(crate) mod read;
+
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};

@@ -12,7 +12,9 @@
 //! `endSessions` into a runtime being torn down, and the driver's pool
 //! worker then panics (`connection_requester.rs`) on some runs.
 
+pub(crate) mod apply;
 mod choice;
+pub(crate) mod dump_dir;
 pub(crate) mod member;
 pub mod ns;
 pub mod oplog;

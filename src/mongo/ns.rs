@@ -8,12 +8,7 @@ use std::collections::HashSet;
 
 use anyhow::Result;
 
-use crate::cli::{Failure, EXIT_USAGE};
-
-/// A bad pattern or flag combination: a usage error (exit 2).
-fn usage(message: String) -> anyhow::Error {
-    Failure { code: EXIT_USAGE, message }.into()
-}
+use crate::cli::usage;
 
 /// One pattern piece.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,9 +266,12 @@ mod tests {
             ("$", "a.b"),
         ] {
             let err = NsMap::new(&[], &[], &v(from), &v(to)).unwrap_err();
-            assert_eq!(crate::cli::exit_code_of(&err), EXIT_USAGE, "{from} -> {to}: {err}");
+            assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_USAGE, "{from} -> {to}: {err}");
         }
-        assert_eq!(crate::cli::exit_code_of(&NsMap::new(&[], &[], &v("a.*"), &[]).unwrap_err()), EXIT_USAGE);
+        assert_eq!(
+            crate::cli::exit_code_of(&NsMap::new(&[], &[], &v("a.*"), &[]).unwrap_err()),
+            crate::cli::EXIT_USAGE
+        );
         // A variable that captures nothing cannot make a namespace without a collection.
         let m = NsMap::new(&[], &[], &v("shop.$p$x"), &v("copy.$p$")).unwrap();
         assert_eq!(m.map("shop", "x"), None);

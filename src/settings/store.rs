@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::cli::usage;
 use crate::settings::config::Config;
 use crate::store::oss::credentials::ExplicitKeys;
 use crate::store::oss::{Credentials, Endpoint, OssStore, OssTuning, RetryPolicy, SignatureVersion};
@@ -125,10 +126,6 @@ pub fn region_of_endpoint(host: &str) -> Option<String> {
         return None;
     }
     Some(region.to_string())
-}
-
-fn usage(message: String) -> anyhow::Error {
-    crate::cli::Failure { code: crate::cli::EXIT_USAGE, message }.into()
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Failure, EXIT_USAGE};
+use crate::cli::usage;
 use crate::settings::config::{key_prefix, Config, SECRET_KEYS};
 
 /// `mb-config`'s flags.
@@ -149,10 +149,6 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn usage(message: String) -> anyhow::Error {
-    Failure { code: EXIT_USAGE, message }.into()
-}
-
 fn fields(value: &serde_json::Value, names: &[String]) -> Vec<String> {
     names
         .iter()
@@ -194,7 +190,7 @@ pub(crate) fn restore_target(
         let download = config.flag("has_download_to_local")?.unwrap_or(false);
         let dir = config.get("restore_local_temp_path").filter(|_| download);
         if download && dir.is_none() {
-            return Err(usage("has_download_to_local=1 needs restore_local_temp_path".into()));
+            return Err(usage("has_download_to_local=1 needs restore_local_temp_path"));
         }
         (config.get("last_circle_backup_dir_name").unwrap_or(""), dir.unwrap_or(""))
     } else {
@@ -297,11 +293,11 @@ mod tests {
     fn a_backup_config_is_never_a_silent_target() {
         let backup = "db_host = 10.0.0.5\ndb_port = 27017\n";
         let err = target(backup, &Asked::default()).unwrap_err();
-        assert_eq!(crate::cli::exit_code_of(&err), EXIT_USAGE, "{err:#}");
+        assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_USAGE, "{err:#}");
         let to_other = Asked { uri: Some("mongodb://10.0.0.6:27017/".into()), drop: true, ..Default::default() };
         assert_eq!(target(backup, &to_other).unwrap()[..3], ["--uri", "mongodb://10.0.0.6:27017/", "1"]);
         let to_source = Asked { uri: Some("mongodb://u:p@10.0.0.5/?x=1".into()), drop: true, ..Default::default() };
-        assert_eq!(crate::cli::exit_code_of(&target(backup, &to_source).unwrap_err()), EXIT_USAGE);
+        assert_eq!(crate::cli::exit_code_of(&target(backup, &to_source).unwrap_err()), crate::cli::EXIT_USAGE);
         let confirmed = Asked { yes_drop_the_source: true, ..to_source };
         assert!(target(backup, &confirmed).is_ok());
         let from_env = Asked { env_uri: Some("mongodb://u:secret@10.0.0.6/".into()), ..Default::default() };

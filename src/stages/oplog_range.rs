@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::format::records::{self, Kind, Manifest, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
+use crate::cli::usage;
+use crate::format::records::{self, Kind, Manifest, PutRecord, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
 use crate::mongo::oplog;
 use crate::mongo::{ConnectArgs, Connection, Need};
 use crate::{info, warn};
@@ -77,14 +78,6 @@ pub struct Args {
     log: crate::cli::LogArgs,
 }
 
-/// What `mb-oss-put` prints, as far as the checkpoint needs it.
-#[derive(serde::Deserialize)]
-struct PutRecord {
-    key: String,
-    size: u64,
-    crc64: u64,
-}
-
 /// Runs `mb-oplog-range`.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
@@ -104,7 +97,7 @@ pub fn run() -> Result<()> {
     let record = if args.full {
         full_record(&databases, &prefix, "asked for a full backup")
     } else {
-        let state_path = args.state.as_deref().ok_or_else(|| usage("--state FILE is needed (or --full)".into()))?;
+        let state_path = args.state.as_deref().ok_or_else(|| usage("--state FILE is needed (or --full)"))?;
         let state = read_state(state_path)?;
         tokio::runtime::Runtime::new()?.block_on(decide(&args, state, databases, prefix))?
     };
@@ -121,10 +114,6 @@ pub fn run() -> Result<()> {
     }
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
-}
-
-fn usage(message: String) -> anyhow::Error {
-    crate::cli::Failure { code: crate::cli::EXIT_USAGE, message }.into()
 }
 
 fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord {
@@ -260,7 +249,7 @@ fn read_file<T: serde::de::DeserializeOwned>(path: Option<&Path>, flag: &str) ->
 }
 
 fn commit(args: &Args) -> Result<()> {
-    let state_path = args.state.as_deref().ok_or_else(|| usage("--commit needs --state".into()))?;
+    let state_path = args.state.as_deref().ok_or_else(|| usage("--commit needs --state"))?;
     let range: RangeRecord = read_file(args.range.as_deref(), "--range")?;
     let manifest: Manifest = read_file(args.manifest.as_deref(), "--manifest")?;
     let put: PutRecord = read_file(args.put.as_deref(), "--put")?;

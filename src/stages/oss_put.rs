@@ -89,8 +89,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use serde::Serialize;
 
+use crate::cli::usage;
+use crate::format::records::{PutRecord, PUT_FORMAT};
 use crate::settings::store::StoreArgs;
 use crate::store::oss::parts::MIN_PART;
 use crate::store::{OssTuning, PutOptions, PutResult, Store};
@@ -135,34 +136,6 @@ pub struct Args {
     pub log: crate::cli::LogArgs,
 }
 
-/// The record printed on success (`docs/FORMAT.md`, `mb-put/1`).
-#[derive(Serialize, Debug)]
-pub struct PutRecord {
-    /// Always [`crate::format::records::PUT_FORMAT`].
-    pub format: &'static str,
-    /// Bucket.
-    pub bucket: String,
-    /// Key.
-    pub key: String,
-    /// Bytes stored.
-    pub size: u64,
-    /// CRC-64/XZ (= x-oss-hash-crc64ecma), decimal.
-    pub crc64: u64,
-    /// ETag of the stored object (null if the backend has none).
-    pub etag: Option<String>,
-    /// 1 for a simple put, else the number of parts.
-    pub parts: u32,
-    /// Storage class asked for, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub storage_class: Option<String>,
-    /// Server-side encryption asked for, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sse: Option<String>,
-    /// KMS key id, if any (an id, not a secret).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sse_key_id: Option<String>,
-}
-
 const STORAGE_CLASSES: [&str; 4] = ["Standard", "IA", "Archive", "ColdArchive"];
 const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
 
@@ -183,7 +156,7 @@ fn storage_options(args: &Args) -> Result<(Option<String>, Option<String>, Optio
     let sse = canonical(pick(&args.sse, "sse"), &SSE_ALGORITHMS, "server-side encryption")?;
     let key_id = pick(&args.sse_key_id, "sse_key_id");
     if key_id.is_some() && sse.as_deref() != Some("KMS") {
-        return Err(usage("--sse-key-id (sse_key_id) needs --sse KMS (sse = KMS)".into()));
+        return Err(usage("--sse-key-id (sse_key_id) needs --sse KMS (sse = KMS)"));
     }
     Ok((class, sse, key_id))
 }
@@ -225,7 +198,7 @@ pub fn run() -> Result<()> {
         verify_by_head(&*store, key, &put)?;
     }
     let record = PutRecord {
-        format: crate::format::records::PUT_FORMAT,
+        format: PUT_FORMAT.into(),
         bucket: store.bucket().to_string(),
         key: key.clone(),
         size: put.size,
@@ -275,8 +248,4 @@ fn verify_by_head(store: &dyn Store, key: &str, put: &PutResult) -> Result<()> {
         Err(err) => format!("deleting it failed too: {}", crate::cli::one_line(&err)),
     };
     Err(crate::cli::integrity(format!("stored object {key:?} failed verification: {problem}; {removed}")))
-}
-
-fn usage(message: String) -> anyhow::Error {
-    crate::cli::Failure { code: crate::cli::EXIT_USAGE, message }.into()
 }

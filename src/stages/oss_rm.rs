@@ -31,7 +31,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 
-use crate::cli::{Failure, EXIT_USAGE};
+use crate::cli::usage;
 use crate::settings::store::StoreArgs;
 use crate::store::OssTuning;
 
@@ -69,7 +69,7 @@ pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
     if args.prefix.is_empty() {
-        return Err(usage("--prefix must not be empty".into()));
+        return Err(usage("--prefix must not be empty"));
     }
     if let Some(outside) = args.key.iter().find(|k| !k.starts_with(&args.prefix) || k.len() == args.prefix.len()) {
         return Err(usage(format!("key {outside:?} is not under --prefix {:?}; nothing deleted", args.prefix)));
@@ -100,8 +100,4 @@ pub fn run() -> Result<()> {
         println!("{}", serde_json::to_string(&RmLine { key, deleted: keep.is_none() })?);
     }
     Ok(())
-}
-
-fn usage(message: String) -> anyhow::Error {
-    Failure { code: EXIT_USAGE, message }.into()
 }

@@ -20,6 +20,7 @@ use mongodb::Client;
 
 use super::{entry_ts, server_code};
 use crate::debug;
+pub use crate::format::records::ReplayStats;
 use crate::format::records::Ts;
 use crate::mongo::ns::NsMap;
 use rewrite::Rewritten;
@@ -46,22 +47,6 @@ impl Default for ReplayOptions {
     fn default() -> Self {
         ReplayOptions { until: None, ns_map: NsMap::default(), batch_ops: 1000, batch_bytes: 8 << 20, dropped: false }
     }
-}
-
-/// Counts of a replay.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct ReplayStats {
-    /// Entries read.
-    pub entries: u64,
-    /// Operations applied (transactions count their inner operations).
-    pub applied: u64,
-    /// Entries skipped (internal, filtered out, index-build bookkeeping).
-    pub skipped: u64,
-    /// Operations on databases outside the backup's scope, not applied
-    /// (the other databases of a cross-database transaction).
-    pub out_of_scope: u64,
-    /// The last entry's timestamp that was applied or skipped.
-    pub last: Option<Ts>,
 }
 
 /// Whether to keep reading entries.
