@@ -16,6 +16,8 @@
 //! | 4 | conflict: refused to overwrite an object, another run holds the lock, or a restore met conflicting documents |
 //! | 5 | oplog gap: the oplog rolled past the position a backup needed |
 
+pub mod io;
+
 use std::fmt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -200,31 +202,6 @@ impl LogArgs {
             set_verbosity(0);
         } else if self.verbose > 0 {
             set_verbosity(1 + self.verbose);
-        }
-    }
-}
-
-/// A path argument where `-` or nothing means stdin/stdout.
-pub fn is_std(path: Option<&std::path::Path>) -> bool {
-    path.is_none_or(|p| p.as_os_str() == "-")
-}
-
-/// Opens an input argument: a file, or stdin for `-` or nothing.
-pub fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
-    use anyhow::Context;
-    match path.filter(|p| !is_std(Some(p))) {
-        None => Ok(Box::new(std::io::stdin())),
-        Some(path) => Ok(Box::new(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)),
-    }
-}
-
-/// Creates an output argument: a file, or stdout for `-` or nothing.
-pub fn create_output(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
-    use anyhow::Context;
-    match path.filter(|p| !is_std(Some(p))) {
-        None => Ok(Box::new(std::io::stdout())),
-        Some(path) => {
-            Ok(Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?))
         }
     }
 }

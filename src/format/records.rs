@@ -344,6 +344,20 @@ pub fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, wha
     serde_json::from_str(text.trim()).with_context(|| format!("{what} is not a valid record"))
 }
 
+/// Reads a range record (a file, or `-` for stdin) and checks its format tag.
+pub(crate) fn read_range(path: &std::path::Path) -> Result<RangeRecord> {
+    let what = if crate::cli::io::is_std(Some(path)) {
+        "the range record on stdin".into()
+    } else {
+        format!("range record {}", path.display())
+    };
+    let record: RangeRecord = read_json(crate::cli::io::open_input(Some(path))?, &what)?;
+    if record.format != RANGE_FORMAT {
+        bail!("range record has format {:?}, expected {:?}", record.format, RANGE_FORMAT);
+    }
+    Ok(record)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

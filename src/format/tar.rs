@@ -7,6 +7,7 @@
 //! CRC-64 and document count in PAX records, so a reader can check it before
 //! it writes a single document of it.
 
+pub(crate) mod chunk;
 pub(crate) mod read;
 
 use std::io::Write;

@@ -14,6 +14,7 @@
 
 pub(crate) mod apply;
 mod choice;
+pub(crate) mod dump;
 pub(crate) mod dump_dir;
 pub(crate) mod member;
 pub mod ns;
@@ -118,11 +119,7 @@ impl ConnectArgs {
             (Some(uri), _) => (uri.clone(), None),
             (None, Some(config)) => (uri_from_config(config)?, config.get("db_user").map(str::to_string)),
             (None, None) => {
-                return Err(crate::cli::Failure {
-                    code: crate::cli::EXIT_USAGE,
-                    message: "no server given: pass --uri, set MB_MONGO_URI, or pass --config".into(),
-                }
-                .into())
+                return Err(crate::cli::usage("no server given: pass --uri, set MB_MONGO_URI, or pass --config"))
             }
         };
         let mut options = ClientOptions::parse(&uri).await.context("parsing the MongoDB URI")?;

@@ -21,16 +21,4 @@ impl std::fmt::Display for WriterGone {
 
 impl std::error::Error for WriterGone {}
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
+pub(crate) use crate::cli::io::read_full;

@@ -105,7 +105,7 @@ pub fn run() -> Result<()> {
     let until = args.until.as_deref().map(parse_until).transpose().map_err(|e| usage(crate::cli::one_line(&e)))?;
     let ns_map = NsMap::new(&args.ns_include, &args.ns_exclude, &args.ns_from, &args.ns_to)
         .map_err(|e| usage(crate::cli::one_line(&e)))?;
-    let input = crate::cli::open_input(args.input.as_deref())?;
+    let input = crate::cli::io::open_input(args.input.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let record = runtime.block_on(async {
         let mut conn = None;

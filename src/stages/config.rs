@@ -115,12 +115,12 @@ pub fn run() -> Result<()> {
         Command::Prefix { config } => vec![key_prefix(&Config::load(&config)?.databases())],
         Command::Field { each: false, record, names } => {
             let what = record.display().to_string();
-            fields(&crate::format::records::read_json(crate::cli::open_input(Some(&record))?, &what)?, &names)
+            fields(&crate::format::records::read_json(crate::cli::io::open_input(Some(&record))?, &what)?, &names)
         }
         Command::Field { each: true, record, names } => {
             let mut lines = Vec::new();
             for (number, line) in
-                std::io::BufRead::lines(std::io::BufReader::new(crate::cli::open_input(Some(&record))?)).enumerate()
+                std::io::BufRead::lines(std::io::BufReader::new(crate::cli::io::open_input(Some(&record))?)).enumerate()
             {
                 let line = line.with_context(|| format!("reading {}", record.display()))?;
                 if line.trim().is_empty() {

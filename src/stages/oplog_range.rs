@@ -304,7 +304,7 @@ fn commit(args: &Args) -> Result<()> {
         crc64: put.crc64,
         updated: records::now_rfc3339(),
     };
-    crate::stages::dump::write_record_file(state_path, &state)?;
+    crate::cli::io::write_json_atomic(state_path, &state)?;
     info!("checkpoint moved to {to} (cycle {}, backup {})", state.cycle, state.seq);
     Ok(())
 }

@@ -39,7 +39,6 @@
 //! name); 3 the bytes read fail the length or CRC-64 check.
 //! ```
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -47,6 +46,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 
+use crate::cli::io::AtomicFile;
 use crate::crc64::Crc64;
 use crate::settings::store::StoreArgs;
 use crate::store::{ByteRange, OssTuning, Store};
@@ -190,20 +190,13 @@ fn download(store: &dyn Store, key: &str, range: Option<ByteRange>, out: &mut dy
     Ok(())
 }
 
+/// `--output FILE`: the object appears at FILE only once complete and checked.
 fn download_to_file(store: &dyn Store, key: &str, range: Option<ByteRange>, path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().context("--output needs a file name")?.to_string_lossy().into_owned();
-    let tmp = dir.join(format!(".{name}.mb-tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, file);
-        download(store, key, range, &mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error()).context("writing the output")?;
-        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut file = AtomicFile::create(path, &format!(".{name}.mb-tmp-"))?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, file.file());
+    download(store, key, range, &mut out)?;
+    out.flush().context("writing the output")?;
+    drop(out);
+    file.commit()
 }

@@ -49,15 +49,14 @@
 //! ```
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{self, Failure, EXIT_USAGE};
+use crate::cli::io::{create_output_file, open_input_file};
+use crate::cli::{self, usage};
 use crate::pack::{compress, decompress, CompressOptions, DecompressOptions};
 
 /// Command-line arguments (see the module docs for the full usage text).
@@ -105,18 +104,14 @@ pub fn run() -> anyhow::Result<()> {
     let threads = args.threads.map_or_else(default_threads, |n| n as usize);
     let input_name = display_name(args.input.as_deref(), "stdin");
     let output_name = display_name(args.output.as_deref(), "stdout");
-    let to_file = !cli::is_std(args.output.as_deref());
+    let to_file = !cli::io::is_std(args.output.as_deref());
 
     if !args.decompress && !to_file && std::io::stdout().is_terminal() {
         // As gzip: binary on a terminal is never what was meant.
-        return Err(Failure {
-            code: EXIT_USAGE,
-            message: "refusing to write compressed data to a terminal (redirect stdout or use -o)".into(),
-        }
-        .into());
+        return Err(usage("refusing to write compressed data to a terminal (redirect stdout or use -o)"));
     }
-    let input = open_input(args.input.as_deref())?;
-    let mut output = open_output(args.output.as_deref())?;
+    let input: Box<dyn Read + Send> = Box::new(open_input_file(args.input.as_deref())?);
+    let mut output: Box<dyn Write + Send> = Box::new(create_output_file(args.output.as_deref())?);
 
     let result = if args.decompress {
         let opts = DecompressOptions { threaded: threads > 1, input_name: input_name.clone(), output_name };
@@ -183,40 +178,10 @@ fn default_threads() -> usize {
 }
 
 fn display_name(path: Option<&Path>, std_name: &str) -> String {
-    if cli::is_std(path) {
+    if cli::io::is_std(path) {
         std_name.to_string()
     } else {
         path.map(|p| p.display().to_string()).unwrap_or_default()
-    }
-}
-
-/// The input as a plain `File`: for stdin a dup of fd 0, skipping `Stdin`'s
-/// lock and extra buffer copy (we read in large blocks ourselves).
-fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn Read + Send>> {
-    match path {
-        Some(p) if !cli::is_std(Some(p)) => {
-            let file = File::open(p).with_context(|| format!("opening {}", p.display()))?;
-            Ok(Box::new(file))
-        }
-        _ => {
-            let fd = std::io::stdin().as_fd().try_clone_to_owned().context("opening stdin")?;
-            Ok(Box::new(File::from(fd)))
-        }
-    }
-}
-
-/// The output as a plain `File`: `Stdout` is line-buffered, which would scan
-/// and copy every binary block for newlines.
-fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
-    match path {
-        Some(p) if !cli::is_std(Some(p)) => {
-            let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;
-            Ok(Box::new(file))
-        }
-        _ => {
-            let fd = std::io::stdout().as_fd().try_clone_to_owned().context("opening stdout")?;
-            Ok(Box::new(File::from(fd)))
-        }
     }
 }
 

@@ -304,19 +304,7 @@ pub fn validate_bucket(bucket: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads until `buf` is full or the reader ends; returns the bytes read.
-pub fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
+pub(crate) use crate::cli::io::read_full;
 
 #[cfg(test)]
 mod tests {
