@@ -1,7 +1,7 @@
 //! The store flags both OSS stages take, and opening the store they name.
 //!
 //! Precedence: flag > env > config file. The secret is never a flag; the
-//! credential chain is in [`super::oss::credentials`].
+//! credential chain is in [`crate::store::oss::credentials`].
 
 use std::path::PathBuf;
 
@@ -52,10 +52,15 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens the store these arguments name.
+    /// Opens the store these arguments name, reading --config if given.
     pub fn open(&self, tuning: OssTuning) -> Result<Box<dyn Store>> {
         let config = crate::settings::config::load_optional(self.config.as_deref())?;
-        let from_config = |key: &str| config.as_ref().and_then(|c: &Config| c.get(key)).map(str::to_string);
+        self.open_with(tuning, config.as_ref())
+    }
+
+    /// Opens the store these arguments name, with the config the stage read.
+    pub fn open_with(&self, tuning: OssTuning, config: Option<&Config>) -> Result<Box<dyn Store>> {
+        let from_config = |key: &str| config.and_then(|c: &Config| c.get(key)).map(str::to_string);
         let bucket = self
             .bucket
             .clone()
@@ -111,6 +116,36 @@ impl StoreArgs {
         };
         Ok(SignatureVersion::V4 { region })
     }
+}
+
+const STORAGE_CLASSES: [&str; 4] = ["Standard", "IA", "Archive", "ColdArchive"];
+const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
+
+/// `mb-oss-put`'s storage class and encryption from flags, else the config
+/// file; checked and spelled as OSS spells them.
+pub(crate) fn storage_options(
+    storage_class: &Option<String>,
+    sse: &Option<String>,
+    sse_key_id: &Option<String>,
+    config: Option<&Config>,
+) -> Result<(Option<String>, Option<String>, Option<String>)> {
+    let pick = |flag: &Option<String>, key: &str| {
+        flag.clone().or_else(|| config.and_then(|c| c.get(key)).map(str::to_string)).filter(|v| !v.is_empty())
+    };
+    let canonical = |value: Option<String>, allowed: &[&str], what: &str| -> Result<Option<String>> {
+        let Some(value) = value else { return Ok(None) };
+        match allowed.iter().find(|a| a.eq_ignore_ascii_case(&value)) {
+            Some(a) => Ok(Some(a.to_string())),
+            None => Err(usage(format!("{what} {value:?}: expected one of {}", allowed.join(", ")))),
+        }
+    };
+    let class = canonical(pick(storage_class, "storage_class"), &STORAGE_CLASSES, "storage class")?;
+    let sse = canonical(pick(sse, "sse"), &SSE_ALGORITHMS, "server-side encryption")?;
+    let key_id = pick(sse_key_id, "sse_key_id");
+    if key_id.is_some() && sse.as_deref() != Some("KMS") {
+        return Err(usage("--sse-key-id (sse_key_id) needs --sse KMS (sse = KMS)"));
+    }
+    Ok((class, sse, key_id))
 }
 
 /// `cn-hangzhou` from `oss-cn-hangzhou.aliyuncs.com` or

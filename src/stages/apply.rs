@@ -32,7 +32,7 @@ use crate::format::records::Ts;
 use crate::mongo::apply::{apply, ApplyOptions, Target};
 use crate::mongo::dump_dir::DirTarget;
 use crate::mongo::ns::NsMap;
-use crate::mongo::ConnectArgs;
+use crate::settings::mongo::ConnectArgs;
 
 /// `mb-apply`'s flags.
 #[derive(clap::Parser, Debug)]
@@ -114,7 +114,8 @@ pub fn run() -> Result<()> {
         } else if args.dry_run {
             Target::DryRun
         } else {
-            let server = conn.insert(args.connect.connect_to_write("mb-apply").await?);
+            let config = crate::settings::config::load_optional(args.connect.config.as_deref())?;
+            let server = conn.insert(args.connect.connect_to_write("mb-apply", config.as_ref()).await?);
             Target::Server(server.client.clone())
         };
         let options = ApplyOptions {

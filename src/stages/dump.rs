@@ -33,8 +33,9 @@ use crate::cli::io::{create_output, is_std, write_json_atomic, AtomicFile};
 use crate::cli::usage;
 use crate::format::records::{read_range, Kind, RangeRecord};
 use crate::mongo::dump::{dump_from, DumpOptions};
-use crate::mongo::{ConnectArgs, Need};
+use crate::mongo::Need;
 use crate::settings::config;
+use crate::settings::mongo::ConnectArgs;
 
 /// `mb-dump`'s flags.
 #[derive(clap::Parser, Debug)]
@@ -103,16 +104,12 @@ pub fn run() -> Result<()> {
 /// else the range record's, else the config's db_name, else all.
 async fn dump(args: &Args, out: Box<dyn std::io::Write + Send>) -> Result<crate::format::records::Manifest> {
     let range = args.range.as_deref().map(read_range).transpose()?;
-    let conn = args.connect.connect_for("mb-dump", need_of(range.as_ref())).await?;
     let config = config::load_optional(args.connect.config.as_deref())?;
-    let mut databases = args.databases.clone();
-    if databases.is_empty() {
-        if let Some(range) = &range {
-            databases = range.databases.clone();
-        } else if let Some(config) = &config {
-            databases = config.databases();
-        }
-    }
+    let conn = args.connect.connect_for("mb-dump", need_of(range.as_ref()), config.as_ref()).await?;
+    let databases = match &range {
+        Some(range) if crate::settings::databases(&args.databases, None).is_empty() => range.databases.clone(),
+        _ => crate::settings::databases(&args.databases, config.as_ref()),
+    };
     let options = DumpOptions {
         databases,
         users_and_roles: args.users_and_roles

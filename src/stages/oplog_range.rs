@@ -34,7 +34,9 @@ use anyhow::{bail, Context, Result};
 use crate::cli::usage;
 use crate::format::records::{self, Kind, Manifest, PutRecord, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
 use crate::mongo::oplog;
-use crate::mongo::{ConnectArgs, Connection, Need};
+use crate::mongo::{Connection, Need};
+use crate::settings::config::Config;
+use crate::settings::mongo::ConnectArgs;
 use crate::{info, warn};
 
 /// `mb-oplog-range`'s flags.
@@ -83,10 +85,7 @@ pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
     let config = crate::settings::config::load_optional(args.connect.config.as_deref())?;
-    let mut databases = crate::settings::config::split_databases(&args.databases.join(","));
-    if databases.is_empty() {
-        databases = config.as_ref().map(crate::settings::config::Config::databases).unwrap_or_default();
-    }
+    let databases = crate::settings::databases(&args.databases, config.as_ref());
     let prefix = args.prefix.clone().unwrap_or_else(|| crate::settings::config::key_prefix(&databases));
     if args.commit {
         return commit(&args);
@@ -99,7 +98,7 @@ pub fn run() -> Result<()> {
     } else {
         let state_path = args.state.as_deref().ok_or_else(|| usage("--state FILE is needed (or --full)"))?;
         let state = read_state(state_path)?;
-        tokio::runtime::Runtime::new()?.block_on(decide(&args, state, databases, prefix))?
+        tokio::runtime::Runtime::new()?.block_on(decide(&args, config.as_ref(), state, databases, prefix))?
     };
     if record.kind == Kind::Full {
         info!("next: full backup, new cycle {} ({})", record.cycle, record.reason);
@@ -141,7 +140,13 @@ fn cycle_id(now: std::time::SystemTime) -> String {
     format!("{}.{:06}Z", secs.trim_end_matches('Z'), since.subsec_micros())
 }
 
-async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefix: String) -> Result<RangeRecord> {
+async fn decide(
+    args: &Args,
+    config: Option<&Config>,
+    state: Option<State>,
+    databases: Vec<String>,
+    prefix: String,
+) -> Result<RangeRecord> {
     // The member read from must have applied through the checkpoint: one
     // behind it is waited for (--max-lag), or another member is chosen.
     let mut need = Need::default();
@@ -150,7 +155,7 @@ async fn decide(args: &Args, state: Option<State>, databases: Vec<String>, prefi
             need.applied_through = Some((state.to, "the checkpoint".to_string()));
         }
     }
-    let conn = args.connect.connect_for("mb-oplog-range", need).await?;
+    let conn = args.connect.connect_for("mb-oplog-range", need, config).await?;
     let member = conn.member.clone();
     let mut record = conn.run(async |conn| decide_on(conn, args, state, databases, prefix).await).await?;
     record.member = member;

@@ -92,7 +92,8 @@ use clap::Parser;
 
 use crate::cli::usage;
 use crate::format::records::{PutRecord, PUT_FORMAT};
-use crate::settings::store::StoreArgs;
+use crate::settings::config::load_optional;
+use crate::settings::store::{storage_options, StoreArgs};
 use crate::store::oss::parts::MIN_PART;
 use crate::store::{OssTuning, PutOptions, PutResult, Store};
 
@@ -136,31 +137,6 @@ pub struct Args {
     pub log: crate::cli::LogArgs,
 }
 
-const STORAGE_CLASSES: [&str; 4] = ["Standard", "IA", "Archive", "ColdArchive"];
-const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
-
-/// Storage class and encryption from flags, else the config file; checked.
-fn storage_options(args: &Args) -> Result<(Option<String>, Option<String>, Option<String>)> {
-    let config = crate::settings::config::load_optional(args.store.config.as_deref())?;
-    let pick = |flag: &Option<String>, key: &str| {
-        flag.clone().or_else(|| config.as_ref().and_then(|c| c.get(key)).map(str::to_string)).filter(|v| !v.is_empty())
-    };
-    let canonical = |value: Option<String>, allowed: &[&str], what: &str| -> Result<Option<String>> {
-        let Some(value) = value else { return Ok(None) };
-        match allowed.iter().find(|a| a.eq_ignore_ascii_case(&value)) {
-            Some(a) => Ok(Some(a.to_string())),
-            None => Err(usage(format!("{what} {value:?}: expected one of {}", allowed.join(", ")))),
-        }
-    };
-    let class = canonical(pick(&args.storage_class, "storage_class"), &STORAGE_CLASSES, "storage class")?;
-    let sse = canonical(pick(&args.sse, "sse"), &SSE_ALGORITHMS, "server-side encryption")?;
-    let key_id = pick(&args.sse_key_id, "sse_key_id");
-    if key_id.is_some() && sse.as_deref() != Some("KMS") {
-        return Err(usage("--sse-key-id (sse_key_id) needs --sse KMS (sse = KMS)"));
-    }
-    Ok((class, sse, key_id))
-}
-
 /// Runs mb-oss-put.
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
@@ -172,14 +148,16 @@ pub fn run() -> Result<()> {
         )));
     }
     crate::store::validate_key(&args.key)?;
-    let (storage_class, sse, sse_key_id) = storage_options(&args)?;
+    let config = load_optional(args.store.config.as_deref())?;
+    let (storage_class, sse, sse_key_id) =
+        storage_options(&args.storage_class, &args.sse, &args.sse_key_id, config.as_ref())?;
     let tuning = OssTuning {
         part_size: args.part_size,
         parallel: args.parallel as usize,
         expected_size: args.expected_size,
         temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
     };
-    let store = args.store.open(tuning)?;
+    let store = args.store.open_with(tuning, config.as_ref())?;
     let mut stdin = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
     if stdin.fill_buf().context("reading stdin")?.is_empty() && !args.allow_empty {
         anyhow::bail!("stdin is empty; refusing to store an empty object as {:?} (use --allow-empty)", args.key);
