@@ -26,6 +26,6 @@ pub mod crc64;
 pub mod format;
 pub mod mongo;
 pub mod pack;
-pub mod settings;
+pub(crate) mod settings;
 pub mod stages;
 pub mod store;

@@ -16,7 +16,7 @@
 //! | 4 | conflict: refused to overwrite an object, another run holds the lock, or a restore met conflicting documents |
 //! | 5 | oplog gap: the oplog rolled past the position a backup needed |
 
-pub mod io;
+pub(crate) mod io;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -180,13 +180,13 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Parses clap arguments, returning clap's error (help, version, usage) as an
 /// `anyhow::Error` so [`main`] can print it the clap way.
-pub fn parse_args<T: clap::Parser>() -> anyhow::Result<T> {
+pub(crate) fn parse_args<T: clap::Parser>() -> anyhow::Result<T> {
     T::try_parse().map_err(anyhow::Error::from)
 }
 
 /// The `-q` / `-v` flags every stage takes.
 #[derive(clap::Args, Debug, Clone, Copy, Default)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Print errors only
     #[arg(short, long)]
     pub quiet: bool,
@@ -197,7 +197,7 @@ pub struct LogArgs {
 
 impl LogArgs {
     /// Sets the process's verbosity from the flags.
-    pub fn apply(self) {
+    pub(crate) fn apply(self) {
         if self.quiet {
             set_verbosity(0);
         } else if self.verbose > 0 {
@@ -207,7 +207,7 @@ impl LogArgs {
 }
 
 /// Parses a byte size such as `8MiB`, `100KiB`, `1G`, `512k` or `4096`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);

@@ -3,5 +3,5 @@
 
 pub(crate) mod check;
 pub mod records;
-pub mod tar;
+pub(crate) mod tar;
 pub mod time;

@@ -334,7 +334,7 @@ pub struct ReplayStats {
     pub last: Option<Ts>,
 }
 
-pub fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, what: &str) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, what: &str) -> Result<T> {
     let mut text = String::new();
     let mut reader = reader;
     reader.read_to_string(&mut text).with_context(|| format!("reading {what}"))?;

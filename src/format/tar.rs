@@ -17,20 +17,20 @@ use anyhow::{bail, Context, Result};
 use crate::format::records::{HEADER_ENTRY, MANIFEST_ENTRY};
 
 /// PAX record with a chunk's CRC-64/XZ, in decimal.
-pub const PAX_CRC64: &str = "MB.crc64";
+pub(crate) const PAX_CRC64: &str = "MB.crc64";
 /// PAX record with the number of BSON documents in a chunk.
-pub const PAX_DOCS: &str = "MB.docs";
+pub(crate) const PAX_DOCS: &str = "MB.docs";
 
 /// The file name suffix of data chunks, before the sequence number.
 const BSON_SUFFIX: &str = ".bson.";
 /// The file name suffix of collection metadata.
 const METADATA_SUFFIX: &str = ".metadata.json";
 /// The name stem of the oplog's chunks.
-pub const OPLOG_STEM: &str = "oplog";
+pub(crate) const OPLOG_STEM: &str = "oplog";
 
 /// What an entry name means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryName {
+pub(crate) enum EntryName {
     /// `mb-header.json`
     Header,
     /// `mb-manifest.json`
@@ -45,7 +45,7 @@ pub enum EntryName {
 
 impl EntryName {
     /// Parses an entry path, or fails naming it.
-    pub fn parse(path: &str) -> Result<EntryName> {
+    pub(crate) fn parse(path: &str) -> Result<EntryName> {
         match path {
             HEADER_ENTRY => return Ok(EntryName::Header),
             MANIFEST_ENTRY => return Ok(EntryName::Manifest),
@@ -76,7 +76,7 @@ impl EntryName {
     }
 
     /// The path of this entry in the tar stream.
-    pub fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         match self {
             EntryName::Header => HEADER_ENTRY.to_string(),
             EntryName::Manifest => MANIFEST_ENTRY.to_string(),
@@ -96,7 +96,7 @@ fn parse_seq(text: &str, path: &str) -> Result<u64> {
 
 /// Percent-encodes a database or collection name for a file name: every byte
 /// except `A-Z a-z 0-9 - _ . ~ $ @ + = ,` becomes `%XX`, as does a leading `.`.
-pub fn escape(name: &str) -> String {
+pub(crate) fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (index, byte) in name.bytes().enumerate() {
         let plain = byte.is_ascii_alphanumeric() || b"-_~$@+=,".contains(&byte) || (byte == b'.' && index > 0);
@@ -110,7 +110,7 @@ pub fn escape(name: &str) -> String {
 }
 
 /// Reverses [`escape`].
-pub fn unescape(name: &str) -> Result<String> {
+pub(crate) fn unescape(name: &str) -> Result<String> {
     let bytes = name.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -129,7 +129,7 @@ pub fn unescape(name: &str) -> Result<String> {
 
 /// One entry to write: its name, bytes, and PAX records.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Path in the archive.
     pub path: String,
     /// The entry's bytes.
@@ -140,7 +140,7 @@ pub struct Entry {
 
 impl Entry {
     /// A JSON record entry.
-    pub fn json(path: String, value: &impl serde::Serialize) -> Result<Entry> {
+    pub(crate) fn json(path: String, value: &impl serde::Serialize) -> Result<Entry> {
         let mut data = serde_json::to_vec_pretty(value)?;
         data.push(b'\n');
         Ok(Entry { path, data, pax: Vec::new() })
@@ -148,7 +148,7 @@ impl Entry {
 
     /// A data chunk with its CRC-64 (computed by the caller, who also needs
     /// it for the collection's total) and document count.
-    pub fn chunk(path: String, data: Vec<u8>, docs: u64, crc: u64) -> Entry {
+    pub(crate) fn chunk(path: String, data: Vec<u8>, docs: u64, crc: u64) -> Entry {
         Entry { path, data, pax: vec![(PAX_CRC64, crc.to_string()), (PAX_DOCS, docs.to_string())] }
     }
 }
@@ -161,19 +161,19 @@ const NAME_FIELD: usize = 100;
 ///
 /// Headers are built here and data is written straight from the entry's
 /// buffer: going through `tar::Builder` copied every byte once more.
-pub struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     out: W,
     mtime: u64,
 }
 
 impl<W: Write> TarWriter<W> {
     /// A writer over `out`.
-    pub fn new(out: W, mtime: u64) -> Self {
+    pub(crate) fn new(out: W, mtime: u64) -> Self {
         TarWriter { out, mtime }
     }
 
     /// Appends one entry.
-    pub fn append(&mut self, entry: &Entry) -> Result<()> {
+    pub(crate) fn append(&mut self, entry: &Entry) -> Result<()> {
         self.append_inner(entry).with_context(|| format!("writing {}", entry.path))
     }
 
@@ -216,7 +216,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Writes the end-of-archive marker (two zero blocks) and returns the output.
-    pub fn finish(mut self) -> Result<W> {
+    pub(crate) fn finish(mut self) -> Result<W> {
         self.out.write_all(&[0u8; 2 * BLOCK]).context("finishing the tar stream")?;
         Ok(self.out)
     }
@@ -235,7 +235,7 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
 
 /// Splits a buffer of concatenated BSON documents into documents, checking
 /// every length prefix and terminator; fails naming the offset of a bad one.
-pub fn split_documents(data: &[u8]) -> Result<Vec<&[u8]>> {
+pub(crate) fn split_documents(data: &[u8]) -> Result<Vec<&[u8]>> {
     let mut docs = Vec::new();
     let mut at = 0usize;
     while at < data.len() {
@@ -257,7 +257,7 @@ pub fn split_documents(data: &[u8]) -> Result<Vec<&[u8]>> {
 }
 
 /// Checks every element of a BSON document (what `--dry-run` promises).
-pub fn validate_document(doc: &[u8]) -> Result<()> {
+pub(crate) fn validate_document(doc: &[u8]) -> Result<()> {
     let raw = bson::RawDocument::from_bytes(doc).context("bad BSON document")?;
     validate_raw(raw)
 }

@@ -1,10 +1,10 @@
 //! The server side: connecting to the one member a run reads from (`member`,
 //! `choice`; the flags that say how are in `crate::settings::mongo`), the
-//! restore privileges check ([`privileges`]), namespaces ([`ns`]), the oplog
-//! ([`oplog`]: reading and replay), dumping (`dump`), restoring (`restore`,
+//! restore privileges check (`privileges`), namespaces (`ns`), the oplog
+//! (`oplog`: reading and replay), dumping (`dump`), restoring (`restore`,
 //! `apply`), the mongodump directory writer (`dump_dir`), and small server queries.
 //!
-//! Every [`Connection`] must end with [`Connection::shutdown`] before its
+//! Every `Connection` must end with `Connection::shutdown` before its
 //! tokio runtime goes: a driver client dropped without it spawns its
 //! `endSessions` into a runtime being torn down, and the driver's pool
 //! worker then panics (`connection_requester.rs`) on some runs.
@@ -14,9 +14,9 @@ mod choice;
 pub(crate) mod dump;
 pub(crate) mod dump_dir;
 pub(crate) mod member;
-pub mod ns;
+pub(crate) mod ns;
 pub mod oplog;
-pub mod privileges;
+pub(crate) mod privileges;
 pub(crate) mod restore;
 
 use std::time::Duration;
@@ -28,10 +28,10 @@ use mongodb::Client;
 
 use crate::format::records::Ts;
 
-pub use choice::Need;
+pub(crate) use choice::Need;
 
 /// A connected client and a description of the source without credentials.
-pub struct Connection {
+pub(crate) struct Connection {
     /// The driver client; on a replica set, directly connected to one member.
     pub client: Client,
     /// Host list for records and logs (no user, no password).
@@ -47,14 +47,14 @@ impl Connection {
     /// Ends the client's sessions and stops its background tasks. Call it
     /// once the run's work is done (also after a failure), before the
     /// runtime is dropped.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.client.shutdown().await;
     }
 
     /// Waits until the member has applied the oplog through `point` (named
     /// `what` in messages), up to the lag bound; then fails naming the member
     /// and how far behind it is. A standalone or mongos has nothing to wait for.
-    pub async fn wait_applied(&self, point: Ts, what: &str) -> Result<()> {
+    pub(crate) async fn wait_applied(&self, point: Ts, what: &str) -> Result<()> {
         match &self.member {
             Some(host) => member::wait_applied(&self.client, host, point, what, self.max_lag).await,
             None => Ok(()),
@@ -62,7 +62,7 @@ impl Connection {
     }
 
     /// Runs `work` with this connection, then shuts it down whatever the outcome.
-    pub async fn run<T>(self, work: impl AsyncFnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) async fn run<T>(self, work: impl AsyncFnOnce(&Connection) -> Result<T>) -> Result<T> {
         let result = work(&self).await;
         self.shutdown().await;
         result
@@ -93,32 +93,32 @@ fn explain_connect_error(err: anyhow::Error, hosts: &str) -> anyhow::Error {
 
 /// What kind of server we talk to.
 #[derive(Debug, Clone)]
-pub struct ServerInfo {
+pub(crate) struct ServerInfo {
     /// The replica set name, if it is one.
     pub set_name: Option<String>,
 }
 
 /// Asks the server whether it is a replica set member.
-pub async fn server_info(client: &Client) -> Result<ServerInfo> {
+pub(crate) async fn server_info(client: &Client) -> Result<ServerInfo> {
     let hello = client.database("admin").run_command(doc! {"hello": 1}).await.context("asking the server `hello`")?;
     Ok(ServerInfo { set_name: hello.get_str("setName").ok().map(str::to_string) })
 }
 
 /// Databases other than `local` and `config` (and `admin` unless asked).
-pub async fn user_databases(client: &Client, with_admin: bool) -> Result<Vec<String>> {
+pub(crate) async fn user_databases(client: &Client, with_admin: bool) -> Result<Vec<String>> {
     let names = client.list_database_names().await.context("listing databases")?;
     Ok(names.into_iter().filter(|n| n != "local" && n != "config" && (with_admin || n != "admin")).collect())
 }
 
 /// Runs a cursor-returning command and collects all batches (small results only).
-pub async fn cursor_command(db: &mongodb::Database, command: Document) -> Result<Vec<Document>> {
+pub(crate) async fn cursor_command(db: &mongodb::Database, command: Document) -> Result<Vec<Document>> {
     use futures_util::TryStreamExt;
     let cursor = db.run_cursor_command(command).await?;
     Ok(cursor.try_collect().await?)
 }
 
 /// A point in time for humans: `t,i (2026-11-24T03:15:00Z)`.
-pub fn describe_ts(ts: Ts) -> String {
+pub(crate) fn describe_ts(ts: Ts) -> String {
     format!("{ts} ({})", crate::format::records::format_rfc3339(i64::from(ts.t)))
 }
 

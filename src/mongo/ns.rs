@@ -20,13 +20,13 @@ enum Piece {
 
 /// A namespace pattern.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     pieces: Vec<Piece>,
 }
 
 impl Pattern {
     /// Parses `db.coll` patterns with `*` and `$name$`.
-    pub fn parse(text: &str) -> Result<Pattern> {
+    pub(crate) fn parse(text: &str) -> Result<Pattern> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut chars = text.chars().peekable();
@@ -61,7 +61,7 @@ impl Pattern {
     }
 
     /// Matches a namespace; returns the captured variables if it matches.
-    pub fn captures(&self, ns: &str) -> Option<Vec<(String, String)>> {
+    pub(crate) fn captures(&self, ns: &str) -> Option<Vec<(String, String)>> {
         let mut captures = Vec::new();
         if match_from(&self.pieces, ns, &mut captures, &mut HashSet::new()) {
             Some(captures)
@@ -138,7 +138,7 @@ fn match_from(
 
 /// Which namespaces to keep and what to call them.
 #[derive(Debug, Clone, Default)]
-pub struct NsMap {
+pub(crate) struct NsMap {
     include: Vec<Pattern>,
     exclude: Vec<Pattern>,
     renames: Vec<(Pattern, String)>,
@@ -146,7 +146,7 @@ pub struct NsMap {
 
 impl NsMap {
     /// Builds a map; `from` and `to` pair up in order.
-    pub fn new(include: &[String], exclude: &[String], from: &[String], to: &[String]) -> Result<NsMap> {
+    pub(crate) fn new(include: &[String], exclude: &[String], from: &[String], to: &[String]) -> Result<NsMap> {
         if from.len() != to.len() {
             return Err(usage(format!(
                 "--ns-from and --ns-to must come in pairs ({} --ns-from, {} --ns-to)",
@@ -181,12 +181,12 @@ impl NsMap {
     }
 
     /// The target namespace of `db.coll`, or None if it is filtered out.
-    pub fn map(&self, db: &str, coll: &str) -> Option<String> {
+    pub(crate) fn map(&self, db: &str, coll: &str) -> Option<String> {
         self.map_ns(&format!("{db}.{coll}"))
     }
 
     /// Like [`NsMap::map`] for a whole `db.coll` string.
-    pub fn map_ns(&self, ns: &str) -> Option<String> {
+    pub(crate) fn map_ns(&self, ns: &str) -> Option<String> {
         if !self.include.is_empty() && !self.include.iter().any(|p| p.captures(ns).is_some()) {
             return None;
         }
@@ -214,7 +214,7 @@ impl NsMap {
 
     /// Where database-wide commands (dropDatabase) of `db` go: the database
     /// that `db.<anything>` maps to, if it is kept.
-    pub fn map_db(&self, db: &str) -> Option<String> {
+    pub(crate) fn map_db(&self, db: &str) -> Option<String> {
         const PROBE: &str = "\u{1}mb-probe";
         let target = self.map(db, PROBE)?;
         target.strip_suffix(&format!(".{PROBE}")).map(str::to_string)

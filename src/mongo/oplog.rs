@@ -1,5 +1,5 @@
 //! The oplog (`local.oplog.rs`): where a backup starts and ends, which entries
-//! a dump of some databases carries, and (in [`Replayer`], `oplog/replay.rs`)
+//! a dump of some databases carries, and (in `Replayer`, `oplog/replay.rs`)
 //! replaying entries into a server.
 
 use anyhow::{Context, Result};
@@ -12,7 +12,7 @@ use crate::format::records::Ts;
 
 mod replay;
 
-pub use replay::{Flow, ReplayOptions, ReplayStats, Replayer};
+pub(crate) use replay::{Flow, ReplayOptions, Replayer};
 
 fn oplog_collection(client: &Client) -> mongodb::Collection<Document> {
     client.database("local").collection("oplog.rs")
@@ -40,7 +40,7 @@ pub async fn oldest(client: &Client) -> Result<Ts> {
 /// Where a full dump's oplog capture starts: the newest entry, or the start
 /// of the oldest transaction still open (whose first entries are already
 /// written), whichever is older.
-pub async fn capture_start(client: &Client) -> Result<Ts> {
+pub(crate) async fn capture_start(client: &Client) -> Result<Ts> {
     let newest = newest(client).await?;
     let open = client
         .database("config")
@@ -58,7 +58,7 @@ pub async fn capture_start(client: &Client) -> Result<Ts> {
 }
 
 /// Fails with exit code 5 unless the oplog still holds entries back to `ts`.
-pub async fn check_reaches(client: &Client, ts: Ts) -> Result<()> {
+pub(crate) async fn check_reaches(client: &Client, ts: Ts) -> Result<()> {
     let oldest = oldest(client).await?;
     if oldest > ts {
         return Err(cli::oplog_gap(format!(
@@ -72,7 +72,7 @@ pub async fn check_reaches(client: &Client, ts: Ts) -> Result<()> {
 /// The server-side filter of a dump's oplog read: the time bound, no no-ops,
 /// and only namespaces of `databases` (all but local and config when empty)
 /// or `admin.$cmd` (transactions and cross-database renames, checked after).
-pub fn dump_filter(databases: &[String], ts_filter: Document) -> Document {
+pub(crate) fn dump_filter(databases: &[String], ts_filter: Document) -> Document {
     if databases.is_empty() {
         return doc! {"ts": ts_filter, "op": {"$ne": "n"}, "ns": {"$not": {"$regex": "^(local|config)\\."}}};
     }
@@ -93,12 +93,12 @@ fn regex_escape(text: &str) -> String {
 }
 
 /// The `ts` of an oplog entry.
-pub fn entry_ts(entry: &RawDocument) -> Result<Ts> {
+pub(crate) fn entry_ts(entry: &RawDocument) -> Result<Ts> {
     Ok(entry.get_timestamp("ts").context("oplog entry without a ts")?.into())
 }
 
 /// Whether an entry that passed [`dump_filter`] touches `databases`.
-pub fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> Result<bool> {
+pub(crate) fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> Result<bool> {
     if databases.is_empty() {
         return Ok(true);
     }
@@ -126,7 +126,7 @@ pub fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> Result<b
 }
 
 /// The server's error code of a command error, if it has one.
-pub fn server_code(err: &mongodb::error::Error) -> Option<i32> {
+pub(crate) fn server_code(err: &mongodb::error::Error) -> Option<i32> {
     match err.kind.as_ref() {
         mongodb::error::ErrorKind::Command(command) => Some(command.code),
         _ => None,

@@ -20,13 +20,13 @@ use anyhow::{bail, Context, Result};
 
 /// A parsed config file: keys to values, in file order of last assignment.
 #[derive(Clone, Debug, Default)]
-pub struct Config {
+pub(crate) struct Config {
     pub(crate) values: BTreeMap<String, String>,
 }
 
 impl Config {
     /// Reads and parses a config file.
-    pub fn load(path: &Path) -> Result<Config> {
+    pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
         let config = Config::parse(&text).with_context(|| format!("in config {}", path.display()))?;
         config.warn_if_exposed(path);
@@ -54,12 +54,12 @@ impl Config {
     }
 
     /// The databases backed up (`db_name`, comma-separated); empty: all.
-    pub fn databases(&self) -> Vec<String> {
+    pub(crate) fn databases(&self) -> Vec<String> {
         split_databases(self.get("db_name").unwrap_or(""))
     }
 
     /// Parses config text.
-    pub fn parse(text: &str) -> Result<Config> {
+    pub(crate) fn parse(text: &str) -> Result<Config> {
         let mut values = BTreeMap::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -83,17 +83,17 @@ impl Config {
     }
 
     /// A value, if set and not empty.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// A required value.
-    pub fn require(&self, key: &str) -> Result<&str> {
+    pub(crate) fn require(&self, key: &str) -> Result<&str> {
         self.get(key).with_context(|| format!("config key `{key}` is missing"))
     }
 
     /// A boolean flag such as `is_inc_backup`: 1/0, true/false, yes/no.
-    pub fn flag(&self, key: &str) -> Result<Option<bool>> {
+    pub(crate) fn flag(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(None),
             Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
@@ -104,15 +104,15 @@ impl Config {
 }
 
 /// Keys whose value is a secret.
-pub const SECRET_KEYS: [&str; 3] = ["db_passwd", "accessKeySecret", "restore_db_passwd"];
+pub(crate) const SECRET_KEYS: [&str; 3] = ["db_passwd", "accessKeySecret", "restore_db_passwd"];
 
 /// Database names from a comma-separated list, trimmed, empty ones dropped.
-pub fn split_databases(names: &str) -> Vec<String> {
+pub(crate) fn split_databases(names: &str) -> Vec<String> {
     names.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
 /// The key prefix of a chain's objects: the databases joined by `+`, or `all`.
-pub fn key_prefix(databases: &[String]) -> String {
+pub(crate) fn key_prefix(databases: &[String]) -> String {
     if databases.is_empty() {
         "all".into()
     } else {
@@ -130,7 +130,7 @@ fn unquote(value: &str) -> &str {
 }
 
 /// Loads `--config FILE` if one was given.
-pub fn load_optional(path: Option<&Path>) -> Result<Option<Config>> {
+pub(crate) fn load_optional(path: Option<&Path>) -> Result<Option<Config>> {
     path.map(Config::load).transpose()
 }
 

@@ -17,7 +17,7 @@ use crate::settings::config::Config;
 
 /// The connection flags of `mb-dump`, `mb-apply` and `mb-oplog-range`.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// MongoDB connection string (mongodb:// or mongodb+srv://). Put the
     /// password in $MB_MONGO_PASSWORD or --password-file, not here.
     #[arg(long, env = "MB_MONGO_URI", hide_env_values = true, value_name = "URI")]
@@ -47,14 +47,14 @@ const DEFAULT_MAX_LAG_SECS: u64 = 60;
 
 impl ConnectArgs {
     /// Connects to the primary, whatever the read preference: a restore writes.
-    pub async fn connect_to_write(&self, app: &str, config: Option<&Config>) -> Result<Connection> {
+    pub(crate) async fn connect_to_write(&self, app: &str, config: Option<&Config>) -> Result<Connection> {
         self.connect_for(app, Need { writable: true, ..Need::default() }, config).await
     }
 
     /// Builds client options from the flags, env and config, picks the one
     /// member this run reads from (read preference, and having applied
     /// through `need`), and connects to it directly.
-    pub async fn connect_for(&self, app: &str, need: Need, config: Option<&Config>) -> Result<Connection> {
+    pub(crate) async fn connect_for(&self, app: &str, need: Need, config: Option<&Config>) -> Result<Connection> {
         let (uri, config_user) = match (&self.uri, config) {
             (Some(uri), _) => (uri.clone(), None),
             (None, Some(config)) => (uri_from_config(config)?, config.get("db_user").map(str::to_string)),

@@ -15,7 +15,7 @@ use crate::store::{local, validate_bucket, Store};
 
 /// Where to store, as both OSS stages take it. Precedence: flag > env > config.
 #[derive(clap::Args, Clone, Debug, Default)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// OSS endpoint, e.g. oss-cn-hangzhou.aliyuncs.com (https unless http:// is given)
     #[arg(long, env = "OSS_ENDPOINT", value_name = "HOST")]
     pub endpoint: Option<String>,
@@ -53,13 +53,13 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// Opens the store these arguments name, reading --config if given.
-    pub fn open(&self, tuning: OssTuning) -> Result<Box<dyn Store>> {
+    pub(crate) fn open(&self, tuning: OssTuning) -> Result<Box<dyn Store>> {
         let config = crate::settings::config::load_optional(self.config.as_deref())?;
         self.open_with(tuning, config.as_ref())
     }
 
     /// Opens the store these arguments name, with the config the stage read.
-    pub fn open_with(&self, tuning: OssTuning, config: Option<&Config>) -> Result<Box<dyn Store>> {
+    pub(crate) fn open_with(&self, tuning: OssTuning, config: Option<&Config>) -> Result<Box<dyn Store>> {
         let from_config = |key: &str| config.and_then(|c: &Config| c.get(key)).map(str::to_string);
         let bucket = self
             .bucket
@@ -151,7 +151,7 @@ pub(crate) fn storage_options(
 /// `cn-hangzhou` from `oss-cn-hangzhou.aliyuncs.com` or
 /// `oss-cn-hangzhou-internal.aliyuncs.com`; `None` for other hosts
 /// (`oss-accelerate.aliyuncs.com` serves every region).
-pub fn region_of_endpoint(host: &str) -> Option<String> {
+pub(crate) fn region_of_endpoint(host: &str) -> Option<String> {
     let host = host.to_ascii_lowercase();
     let name = host.strip_suffix(".aliyuncs.com")?;
     let name = name.rsplit('.').next()?;

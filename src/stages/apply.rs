@@ -37,7 +37,7 @@ use crate::settings::mongo::ConnectArgs;
 /// `mb-apply`'s flags.
 #[derive(clap::Parser, Debug)]
 #[command(name = "mb-apply", version, about = "Restore mb tar streams from stdin into MongoDB")]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
     /// The stream to read (`-` or nothing: stdin).

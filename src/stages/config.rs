@@ -43,7 +43,7 @@ use crate::settings::config::{key_prefix, Config, SECRET_KEYS};
 /// `mb-config`'s flags.
 #[derive(clap::Parser, Debug)]
 #[command(name = "mb-config", version, about = "Print config values and record fields for the scripts")]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }

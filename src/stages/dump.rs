@@ -40,7 +40,7 @@ use crate::settings::mongo::ConnectArgs;
 /// `mb-dump`'s flags.
 #[derive(clap::Parser, Debug)]
 #[command(name = "mb-dump", version, about = "Dump MongoDB databases or an oplog slice as a tar stream on stdout")]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
     /// Database to dump (repeat or comma-separate); default: the config's

@@ -46,7 +46,7 @@ use crate::{info, warn};
     version,
     about = "Decide the next backup range (full or oplog slice); move the checkpoint"
 )]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
     /// The state (checkpoint) file; a missing file means no checkpoint.
@@ -233,7 +233,7 @@ fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &s
 }
 
 /// Reads the state file; a missing file is no checkpoint.
-pub fn read_state(path: &Path) -> Result<Option<State>> {
+pub(crate) fn read_state(path: &Path) -> Result<Option<State>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -54,7 +54,7 @@ use crate::store::{ByteRange, OssTuning, Store};
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]
 #[command(name = "mb-oss-get", about = "Read an object from Alibaba Cloud OSS to stdout, verified by CRC-64")]
-pub struct Args {
+pub(crate) struct Args {
     /// Object key
     #[arg(long, value_name = "KEY", required_unless_present = "list")]
     pub key: Option<String>,

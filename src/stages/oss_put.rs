@@ -100,7 +100,7 @@ use crate::store::{OssTuning, PutOptions, PutResult, Store};
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]
 #[command(name = "mb-oss-put", about = "Store stdin as one object on Alibaba Cloud OSS, verified by CRC-64")]
-pub struct Args {
+pub(crate) struct Args {
     /// Object key
     #[arg(long, value_name = "KEY")]
     pub key: String,

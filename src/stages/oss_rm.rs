@@ -37,12 +37,12 @@ use crate::store::OssTuning;
 
 /// The suffix of a commit marker (mb-backup stores `<key>.done` once the
 /// object is verified).
-pub const MARKER_SUFFIX: &str = ".done";
+pub(crate) const MARKER_SUFFIX: &str = ".done";
 
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]
 #[command(name = "mb-oss-rm", about = "Delete objects under a prefix from Alibaba Cloud OSS")]
-pub struct Args {
+pub(crate) struct Args {
     /// Only keys under this prefix may be deleted
     #[arg(long, value_name = "PREFIX")]
     pub prefix: String,

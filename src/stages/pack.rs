@@ -66,7 +66,7 @@ use crate::pack::{compress, decompress, CompressOptions, DecompressOptions};
     about = "gzip-compress stdin to stdout on all cores, or decompress with -d",
     long_about = None
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// File to read; `-` or nothing means stdin.
     pub input: Option<PathBuf>,
 

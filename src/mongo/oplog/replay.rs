@@ -20,7 +20,7 @@ use mongodb::Client;
 
 use super::{entry_ts, server_code};
 use crate::debug;
-pub use crate::format::records::ReplayStats;
+use crate::format::records::ReplayStats;
 use crate::format::records::Ts;
 use crate::mongo::ns::NsMap;
 use rewrite::Rewritten;
@@ -29,7 +29,7 @@ mod rewrite;
 
 /// How `mb-apply` replays oplog entries.
 #[derive(Debug, Clone)]
-pub struct ReplayOptions {
+pub(crate) struct ReplayOptions {
     /// Apply entries up to and including this timestamp, no further.
     pub until: Option<Ts>,
     /// Namespace filter and renames.
@@ -51,7 +51,7 @@ impl Default for ReplayOptions {
 
 /// Whether to keep reading entries.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// Keep going.
     Continue,
     /// The entry is past `--until`; stop reading.
@@ -59,7 +59,7 @@ pub enum Flow {
 }
 
 /// Replays oplog entries, in order, through `applyOps`.
-pub struct Replayer {
+pub(crate) struct Replayer {
     client: Client,
     options: ReplayOptions,
     pending: Vec<Document>,
@@ -92,7 +92,7 @@ const ALREADY_APPLIED: &[i32] = &[
 
 impl Replayer {
     /// A replayer writing to `client`.
-    pub fn new(client: Client, options: ReplayOptions) -> Self {
+    pub(crate) fn new(client: Client, options: ReplayOptions) -> Self {
         Replayer {
             client,
             options,
@@ -109,17 +109,17 @@ impl Replayer {
 
     /// Sets the backup's scope (its header's `databases`; empty: the whole
     /// instance). Operations on other databases are counted, never applied.
-    pub fn set_scope(&mut self, databases: &[String]) {
+    pub(crate) fn set_scope(&mut self, databases: &[String]) {
         self.scope = databases.to_vec();
     }
 
     /// Operations left out as outside the backup's scope, by database.
-    pub fn out_of_scope(&self) -> &BTreeMap<String, u64> {
+    pub(crate) fn out_of_scope(&self) -> &BTreeMap<String, u64> {
         &self.out_of_scope
     }
 
     /// Notes a namespace the restore created from the full backup.
-    pub fn created(&mut self, ns: &str) {
+    pub(crate) fn created(&mut self, ns: &str) {
         self.created.insert(ns.to_string());
     }
 
@@ -133,17 +133,17 @@ impl Replayer {
     }
 
     /// Counts so far.
-    pub fn stats(&self) -> ReplayStats {
+    pub(crate) fn stats(&self) -> ReplayStats {
         self.stats
     }
 
     /// Transactions begun but not committed within what was replayed.
-    pub fn open_transactions(&self) -> usize {
+    pub(crate) fn open_transactions(&self) -> usize {
         self.open_transactions.len()
     }
 
     /// Replays one entry (entries must come in timestamp order).
-    pub async fn push(&mut self, raw: &RawDocument) -> Result<Flow> {
+    pub(crate) async fn push(&mut self, raw: &RawDocument) -> Result<Flow> {
         let ts = entry_ts(raw)?;
         if self.options.until.is_some_and(|until| ts > until) {
             return Ok(Flow::Stop);
@@ -174,7 +174,7 @@ impl Replayer {
     }
 
     /// Applies what is queued.
-    pub async fn flush(&mut self) -> Result<()> {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
