@@ -1,6 +1,6 @@
 //! Restoring into a server: creating collections from their metadata,
-//! inserting chunks, building indexes, merging users and roles. `mb-apply`
-//! (`crate::apply`) reads and checks the stream and calls these.
+//! inserting chunks, building indexes, merging users and roles. The restore
+//! driver (`super::apply`, behind `mb-apply`) reads the checked stream and calls these.
 
 use std::sync::Arc;
 

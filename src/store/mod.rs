@@ -238,7 +238,7 @@ impl StoreError {
         err.downcast_ref::<StoreError>().or_else(|| err.chain().find_map(|c| c.downcast_ref::<StoreError>()))
     }
 
-    /// The exit code this error ends a stage with (`src/cli.rs`).
+    /// The exit code this error ends a stage with (`src/cli/mod.rs`).
     pub fn exit_code(&self) -> u8 {
         match self {
             StoreError::NotFound { .. } => crate::cli::EXIT_FAILURE,
