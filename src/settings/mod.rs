@@ -7,6 +7,7 @@
 
 pub(crate) mod config;
 pub(crate) mod mongo;
+pub(crate) mod restore_target;
 pub(crate) mod store;
 
 /// The databases a run covers: `--db` values (repeated or comma-separated),
