@@ -9,7 +9,7 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use super::time::{format_rfc3339, now_rfc3339, now_secs, parse_rfc3339};
+use super::time::parse_rfc3339;
 
 /// Version tag of the tar stream layout (`docs/FORMAT.md`).
 pub const TAR_FORMAT: &str = "mb-tar/1";

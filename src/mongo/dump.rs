@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use self::collections::{defines_users_or_roles, dump_collection, plan_database, plan_users_and_roles};
 use self::slice::{dump_oplog, Bound};
-use crate::format::records::{self, CollectionEntry, Header, Kind, Manifest, RangeRecord, TAR_FORMAT};
+use crate::format::records::{CollectionEntry, Header, Kind, Manifest, RangeRecord, TAR_FORMAT};
 use crate::format::tar::chunk::BufferPool;
 use crate::format::tar::{Entry, EntryName, TarWriter};
 use crate::mongo;
@@ -52,7 +52,7 @@ pub(crate) async fn dump_from(
     if kind == Kind::Full {
         check_databases_exist(client, &databases, &conn.hosts, options.users_and_roles_flag).await?;
     }
-    let created = records::now_rfc3339();
+    let created = crate::format::time::now_rfc3339();
 
     let mut header = Header {
         format: TAR_FORMAT.into(),
@@ -66,7 +66,7 @@ pub(crate) async fn dump_from(
     };
 
     let (tx, rx) = mpsc::channel::<Entry>(2);
-    let mtime = records::now_secs().max(0) as u64;
+    let mtime = crate::format::time::now_secs().max(0) as u64;
     let pool = BufferPool::default();
     let writer_pool = pool.clone();
     let writer = tokio::task::spawn_blocking(move || write_entries(rx, out, mtime, writer_pool));
@@ -154,7 +154,7 @@ pub(crate) async fn dump_from(
         format: TAR_FORMAT.into(),
         kind,
         created,
-        finished: records::now_rfc3339(),
+        finished: crate::format::time::now_rfc3339(),
         source: conn.hosts.clone(),
         databases,
         collections,

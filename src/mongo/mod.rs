@@ -119,7 +119,7 @@ pub(crate) async fn cursor_command(db: &mongodb::Database, command: Document) ->
 
 /// A point in time for humans: `t,i (2026-11-24T03:15:00Z)`.
 pub(crate) fn describe_ts(ts: Ts) -> String {
-    format!("{ts} ({})", crate::format::records::format_rfc3339(i64::from(ts.t)))
+    format!("{ts} ({})", crate::format::time::format_rfc3339(i64::from(ts.t)))
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord 
 /// backups in one second get different keys.
 fn cycle_id(now: std::time::SystemTime) -> String {
     let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = records::format_rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
+    let secs = crate::format::time::format_rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
     format!("{}.{:06}Z", secs.trim_end_matches('Z'), since.subsec_micros())
 }
 
@@ -219,7 +219,8 @@ async fn decide_on(
 
 /// Why the checkpoint starts a new cycle whatever the server holds, if it does.
 fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &str) -> Result<Option<String>> {
-    let age_days = (records::now_secs() - records::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
+    let age_days =
+        (crate::format::time::now_secs() - crate::format::time::parse_rfc3339(&state.cycle_started)?) as f64 / 86_400.0;
     if age_days >= args.period {
         return Ok(Some(format!("cycle {} is {age_days:.1} days old (period {} days)", state.cycle, args.period)));
     }
@@ -307,7 +308,7 @@ fn commit(args: &Args) -> Result<()> {
         key: put.key,
         size: put.size,
         crc64: put.crc64,
-        updated: records::now_rfc3339(),
+        updated: crate::format::time::now_rfc3339(),
     };
     crate::cli::io::write_json_atomic(state_path, &state)?;
     info!("checkpoint moved to {to} (cycle {}, backup {})", state.cycle, state.seq);

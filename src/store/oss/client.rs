@@ -376,7 +376,7 @@ fn transport_error(err: reqwest::Error) -> anyhow::Error {
 pub fn http_date_to_rfc3339(text: &str) -> Option<String> {
     let time = httpdate::parse_http_date(text).ok()?;
     let secs = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
-    Some(crate::format::records::format_rfc3339(secs))
+    Some(crate::format::time::format_rfc3339(secs))
 }
 
 /// The `Content-Range` total (`bytes 0-9/100` -> 100).
