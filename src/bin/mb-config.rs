@@ -1,5 +1,5 @@
-//! mb-config: config values and record fields for the scripts (see `mb::config::stage`).
+//! mb-config: config values and record fields for the scripts (see `mb::stages::config`).
 
 fn main() -> std::process::ExitCode {
-    mb::cli::main("mb-config", mb::config::stage::run)
+    mb::cli::main("mb-config", mb::stages::config::run)
 }

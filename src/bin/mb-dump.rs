@@ -1,5 +1,5 @@
-//! mb-dump: a database or an oplog slice to a tar stream (see `mb::dump`).
+//! mb-dump: a database or an oplog slice to a tar stream (see `mb::stages::dump`).
 
 fn main() -> std::process::ExitCode {
-    mb::cli::main("mb-dump", mb::dump::run)
+    mb::cli::main("mb-dump", mb::stages::dump::run)
 }

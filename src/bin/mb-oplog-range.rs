@@ -1,5 +1,5 @@
-//! mb-oplog-range: decide the next backup range; move the checkpoint (see `mb::oplog_range`).
+//! mb-oplog-range: decide the next backup range; move the checkpoint (see `mb::stages::oplog_range`).
 
 fn main() -> std::process::ExitCode {
-    mb::cli::main("mb-oplog-range", mb::oplog_range::run)
+    mb::cli::main("mb-oplog-range", mb::stages::oplog_range::run)
 }

@@ -1,5 +1,5 @@
-//! mb-oss-rm: delete objects under a prefix (see `mb::oss_rm`).
+//! mb-oss-rm: delete objects under a prefix (see `mb::stages::oss_rm`).
 
 fn main() -> std::process::ExitCode {
-    mb::cli::main("mb-oss-rm", mb::oss_rm::run)
+    mb::cli::main("mb-oss-rm", mb::stages::oss_rm::run)
 }

@@ -7,11 +7,11 @@ use std::borrow::Borrow;
 use mongodb::bson::Document;
 use mongodb::options::ReadPreference;
 
-use crate::record::Ts;
+use crate::format::records::Ts;
 
 /// What a run needs of the member it reads from.
 #[derive(Clone, Debug, Default)]
-pub struct Need {
+pub(crate) struct Need {
     /// The member must have applied the oplog through this point; the text
     /// names the point in messages ("the checkpoint", "the range's end").
     pub applied_through: Option<(Ts, String)>,

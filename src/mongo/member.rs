@@ -20,7 +20,7 @@ use mongodb::options::{ClientOptions, ReadPreference, SelectionCriteria, ServerA
 use mongodb::Client;
 
 use super::choice::{behind, choose, eligible, mode_name, refresh, show, Need, Seen};
-use crate::record::Ts;
+use crate::format::records::Ts;
 use crate::{info, warn};
 
 /// A member and a direct client to it.

@@ -23,7 +23,7 @@ const NEEDED_TO_DROP: &str = "dropCollection";
 /// whole instance, so any database), which `map_db` maps to their targets
 /// (None: filtered out). Without authentication (no authenticated user)
 /// there is nothing to check.
-pub async fn check_restore(
+pub(crate) async fn check_restore(
     client: &Client,
     databases: &[String],
     map_db: impl Fn(&str) -> Option<String>,

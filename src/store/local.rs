@@ -65,7 +65,7 @@ impl LocalStore {
             size: stat.len(),
             crc64: None,
             etag: Some(format!("{:x}-{:x}", mtime.as_nanos(), stat.len())),
-            last_modified: Some(crate::record::format_rfc3339(mtime.as_secs() as i64)),
+            last_modified: Some(crate::format::time::format_rfc3339(mtime.as_secs() as i64)),
         })
     }
 

@@ -90,7 +90,7 @@ impl Store for MemoryStore {
         let size = data.len() as u64;
         objects.insert(
             key.to_string(),
-            Object { data: Arc::new(data), crc64, etag: etag.clone(), modified: crate::record::now_rfc3339() },
+            Object { data: Arc::new(data), crc64, etag: etag.clone(), modified: crate::format::time::now_rfc3339() },
         );
         Ok(PutResult { size, crc64, etag: Some(etag), parts: 1, stored_crc64: Some(crc64) })
     }

@@ -6,12 +6,10 @@
 //! thread reads the next part). Every backend passes the one conformance
 //! suite in `tests/it/oss_conformance.rs`.
 
-mod args;
 pub mod local;
 pub mod memory;
 pub mod oss;
 
-pub use args::StoreArgs;
 pub use oss::OssTuning;
 
 use std::fmt;
@@ -240,7 +238,7 @@ impl StoreError {
         err.downcast_ref::<StoreError>().or_else(|| err.chain().find_map(|c| c.downcast_ref::<StoreError>()))
     }
 
-    /// The exit code this error ends a stage with (`src/cli.rs`).
+    /// The exit code this error ends a stage with (`src/cli/mod.rs`).
     pub fn exit_code(&self) -> u8 {
         match self {
             StoreError::NotFound { .. } => crate::cli::EXIT_FAILURE,
@@ -306,19 +304,7 @@ pub fn validate_bucket(bucket: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads until `buf` is full or the reader ends; returns the bytes read.
-pub fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
+pub(crate) use crate::cli::io::read_full;
 
 #[cfg(test)]
 mod tests {

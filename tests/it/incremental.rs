@@ -96,7 +96,7 @@ fn an_oplog_rollover_starts_a_new_cycle_instead_of_a_hole() {
     loop {
         batch += 1;
         block_on(crate::support::data::insert_big(&client, db, 1_000_000 + batch * 2000, 2000));
-        let oldest = block_on(mb::oplog::oldest(&client)).unwrap();
+        let oldest = block_on(mb::mongo::oplog::oldest(&client)).unwrap();
         if oldest > first.to {
             break;
         }

@@ -5,7 +5,7 @@
 
 use std::process::Output;
 
-use mb::record::{Manifest, Ts};
+use mb::format::records::{Manifest, Ts};
 use mongodb::bson::{doc, Document};
 use mongodb::Client;
 
@@ -57,7 +57,7 @@ impl<'a> Chain<'a> {
 
     /// An oplog slice from the chain's end to the source's newest entry.
     pub fn slice(&mut self) -> Ts {
-        let to = block_on(mb::oplog::newest(&self.source.client())).unwrap();
+        let to = block_on(mb::mongo::oplog::newest(&self.source.client())).unwrap();
         let range = serde_json::json!({
             "format": "mb-range/1", "kind": "oplog", "from": self.end, "to": to, "databases": self.databases,
         });
@@ -84,7 +84,7 @@ impl<'a> Chain<'a> {
 
 /// The newest oplog entry of `server`: a point after every write made so far.
 pub fn now(server: &Mongod) -> Ts {
-    block_on(mb::oplog::newest(&server.client())).unwrap()
+    block_on(mb::mongo::oplog::newest(&server.client())).unwrap()
 }
 
 /// Runs a command, panicking with the server's message if it fails.

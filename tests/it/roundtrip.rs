@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use mb::record::Manifest;
+use mb::format::records::Manifest;
 
 use crate::support::data::{populate, shape, Writer};
 use crate::support::mongod::Mongod;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mb::record::State;
+use mb::format::records::State;
 
 use crate::support::mongod::Mongod;
 use crate::support::oss_server::{self, OssServer};

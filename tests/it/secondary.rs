@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use mb::record::{Manifest, RangeRecord, Ts};
+use mb::format::records::{Manifest, RangeRecord, Ts};
 use mongodb::bson::doc;
 
 use crate::scripts::{restore_fresh, Setup};

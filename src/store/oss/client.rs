@@ -1,5 +1,6 @@
-//! The OSS HTTP client: addressing, signing, retries, and one method per API
-//! call the store needs (objects, multipart, listing).
+//! The OSS HTTP client: signing, retries, and one method per API
+//! call the store needs (objects, multipart, listing). Addressing is in
+//! `endpoint.rs`.
 //!
 //! Async on reqwest; [`super::OssStore`] drives it from sync code
 //! on its own runtime. Requests that are safe to repeat are retried per
@@ -10,123 +11,17 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 
 use super::body::PartData;
 pub use super::calls::{multipart_etag, HeadAnswer, ListAnswer, ObjectOptions, PutAnswer};
 use super::credentials::Credentials;
+pub use super::endpoint::{decode_component, encode_component, encode_path, Endpoint};
 use super::error::OssError;
 use super::retry::RetryPolicy;
 use super::sign::{sign, SignatureVersion, Unsigned};
-
-/// Where OSS is: scheme, host (with port) and the addressing style.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// `https` unless the endpoint said `http://`.
-    pub scheme: String,
-    /// Host and optional port, e.g. `oss-cn-hangzhou.aliyuncs.com`.
-    pub host: String,
-    /// `scheme://host/bucket/key` instead of `scheme://bucket.host/key`.
-    pub path_style: bool,
-}
-
-impl Endpoint {
-    /// Parses `oss-cn-hangzhou.aliyuncs.com`, `https://...` or
-    /// `http://127.0.0.1:9000`. Path-style addressing is used for IP
-    /// addresses and `localhost` (they cannot take a bucket sub-domain) or
-    /// when `force_path_style` is set.
-    pub fn parse(text: &str, force_path_style: bool) -> Result<Endpoint> {
-        let text = text.trim();
-        let (scheme, rest) = match text.split_once("://") {
-            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-            None => ("https".to_string(), text),
-        };
-        if scheme != "https" && scheme != "http" {
-            bail!("endpoint {text:?}: scheme must be http or https");
-        }
-        let host = rest.trim_end_matches('/');
-        if host.is_empty() || host.contains('/') || host.contains('@') || host.contains(char::is_whitespace) {
-            bail!("endpoint {text:?} is not a host name such as oss-cn-hangzhou.aliyuncs.com");
-        }
-        let name = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(v6),
-            None => {
-                host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
-            }
-        };
-        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
-        let path_style = force_path_style || is_ip || name.eq_ignore_ascii_case("localhost");
-        Ok(Endpoint { scheme, host: host.to_string(), path_style })
-    }
-
-    /// The URL of an object (or of the bucket when `key` is empty).
-    pub fn url(&self, bucket: &str, key: &str, query: &[(String, Option<String>)]) -> String {
-        let mut url = if self.path_style {
-            format!("{}://{}/{}/{}", self.scheme, self.host, bucket, encode_path(key))
-        } else {
-            format!("{}://{}.{}/{}", self.scheme, bucket, self.host, encode_path(key))
-        };
-        for (i, (name, value)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&encode_component(name));
-            if let Some(value) = value {
-                url.push('=');
-                url.push_str(&encode_component(value));
-            }
-        }
-        url
-    }
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.host)
-    }
-}
-
-fn encode_bytes(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Percent-encodes a key for the URL path (`/` kept).
-pub fn encode_path(key: &str) -> String {
-    encode_bytes(key, true)
-}
-
-/// Percent-encodes a query name or value.
-pub fn encode_component(text: &str) -> String {
-    encode_bytes(text, false)
-}
-
-/// Decodes `%XX` (and `+` as a space, as form encoding does) back to text.
-pub fn decode_component(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// Parses an `x-oss-hash-crc64ecma` value (a decimal u64).
 pub fn parse_crc64_header(value: &str) -> Result<u64> {
@@ -376,7 +271,7 @@ fn transport_error(err: reqwest::Error) -> anyhow::Error {
 pub fn http_date_to_rfc3339(text: &str) -> Option<String> {
     let time = httpdate::parse_http_date(text).ok()?;
     let secs = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
-    Some(crate::record::format_rfc3339(secs))
+    Some(crate::format::time::format_rfc3339(secs))
 }
 
 /// The `Content-Range` total (`bytes 0-9/100` -> 100).

@@ -24,6 +24,7 @@ pub mod body;
 mod calls;
 pub mod client;
 pub mod credentials;
+mod endpoint;
 pub mod error;
 pub mod parts;
 mod raw_path;

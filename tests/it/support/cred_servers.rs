@@ -165,6 +165,6 @@ fn key_json(key: &Key, with_code: bool) -> String {
         key.id,
         key.secret,
         key.token.as_deref().unwrap_or(""),
-        mb::record::format_rfc3339(expires)
+        mb::format::time::format_rfc3339(expires)
     )
 }

@@ -285,7 +285,7 @@ impl Mongod {
     }
 
     /// `dbHash` of a database as it was at `ts` (within the snapshot window).
-    pub fn db_hash_at(&self, db: &str, ts: mb::record::Ts) -> (String, Document) {
+    pub fn db_hash_at(&self, db: &str, ts: mb::format::records::Ts) -> (String, Document) {
         let at = mongodb::bson::Timestamp { time: ts.t, increment: ts.i };
         let result = self.command(db, doc! {"dbHash": 1, "$_internalReadAtClusterTime": at});
         (result.get_str("md5").unwrap().to_string(), result.get_document("collections").unwrap().clone())
@@ -384,7 +384,7 @@ impl ReplicaSet {
     }
 
     /// The last oplog entry member `i` has applied (its `hello`'s `lastWrite`).
-    pub fn applied(&self, i: usize) -> mb::record::Ts {
+    pub fn applied(&self, i: usize) -> mb::format::records::Ts {
         let hello = self.members[i].command("admin", doc! {"hello": 1});
         let ts = hello.get_document("lastWrite").unwrap().get_document("opTime").unwrap().get_timestamp("ts").unwrap();
         ts.into()

@@ -1087,7 +1087,7 @@ fn list(state: &State, request: &Request) -> Response {
     }
     for (key, object) in &page {
         let secs = object.modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-        let modified = mb::record::format_rfc3339(secs).replace('Z', ".000Z");
+        let modified = mb::format::time::format_rfc3339(secs).replace('Z', ".000Z");
         xml.push_str(&format!(
             "<Contents><Key>{}</Key><LastModified>{modified}</LastModified><ETag>\"{}\"</ETag><Type>Normal</Type><Size>{}</Size><StorageClass>Standard</StorageClass></Contents>",
             enc(key),

@@ -1,0 +1,108 @@
+//! Inputs and outputs: stdin/stdout or a file for a path argument, reading a
+//! buffer full, and files that appear only once complete (temp file beside
+//! the target, fsync, rename).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// A path argument where `-` or nothing means stdin/stdout.
+pub(crate) fn is_std(path: Option<&Path>) -> bool {
+    path.is_none_or(|p| p.as_os_str() == "-")
+}
+
+/// Opens an input argument: a file, or stdin for `-` or nothing.
+pub(crate) fn open_input(path: Option<&Path>) -> Result<Box<dyn Read + Send>> {
+    match path.filter(|p| !is_std(Some(p))) {
+        None => Ok(Box::new(std::io::stdin())),
+        Some(path) => Ok(Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)),
+    }
+}
+
+/// Creates an output argument: a file, or stdout for `-` or nothing.
+pub(crate) fn create_output(path: Option<&Path>) -> Result<Box<dyn Write + Send>> {
+    match path.filter(|p| !is_std(Some(p))) {
+        None => Ok(Box::new(std::io::stdout())),
+        Some(path) => Ok(Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)),
+    }
+}
+
+/// Opens an input argument as a plain `File`: for stdin a dup of fd 0,
+/// skipping `Stdin`'s lock and extra buffer copy (for readers of large blocks).
+pub(crate) fn open_input_file(path: Option<&Path>) -> Result<File> {
+    match path.filter(|p| !is_std(Some(p))) {
+        Some(p) => File::open(p).with_context(|| format!("opening {}", p.display())),
+        None => Ok(File::from(std::io::stdin().as_fd().try_clone_to_owned().context("opening stdin")?)),
+    }
+}
+
+/// Creates an output argument as a plain `File`: `Stdout` is line-buffered,
+/// which would scan and copy every binary block for newlines.
+pub(crate) fn create_output_file(path: Option<&Path>) -> Result<File> {
+    match path.filter(|p| !is_std(Some(p))) {
+        Some(p) => File::create(p).with_context(|| format!("creating {}", p.display())),
+        None => Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned().context("opening stdout")?)),
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+pub(crate) fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A file that appears at its path only once complete: written to a temp
+/// file beside it, then synced and renamed into place by [`AtomicFile::commit`].
+/// Dropped without a commit, the temp file is removed and the path untouched.
+pub(crate) struct AtomicFile<'a> {
+    temp: tempfile::NamedTempFile,
+    path: &'a Path,
+}
+
+impl<'a> AtomicFile<'a> {
+    /// A temp file named `<prefix>XXXXXX` in `path`'s directory.
+    pub(crate) fn create(path: &'a Path, prefix: &str) -> Result<Self> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let temp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temp file beside {}", path.display()))?;
+        Ok(AtomicFile { temp, path })
+    }
+
+    /// Another handle on the temp file, to write from elsewhere (a thread).
+    pub(crate) fn reopen(&self) -> Result<File> {
+        self.temp.reopen().with_context(|| format!("opening {}", self.temp.path().display()))
+    }
+
+    /// The temp file, to write into.
+    pub(crate) fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    /// Syncs the temp file and renames it to the path.
+    pub(crate) fn commit(self) -> Result<()> {
+        self.temp.as_file().sync_all().with_context(|| format!("syncing {}", self.temp.path().display()))?;
+        self.temp.persist(self.path).with_context(|| format!("renaming into {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// Writes a JSON record (pretty, one trailing newline) to a file atomically.
+pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let mut file = AtomicFile::create(path, ".mb-")?;
+    serde_json::to_writer_pretty(&mut *file.file(), value).with_context(|| format!("writing {}", path.display()))?;
+    file.file().write_all(b"\n").with_context(|| format!("writing {}", path.display()))?;
+    file.commit()
+}

@@ -1,0 +1,96 @@
+//! The end of a restore: the last inserts, the whole checked, the replay's
+//! warnings, and the conflicts that fail it (exit 4) unless --keep-existing.
+
+use anyhow::{Context, Result};
+
+use super::{count, Restore, Target};
+use crate::cli::{conflict, integrity};
+use crate::format::records::ApplyRecord;
+use crate::{info, warn};
+
+impl Restore<'_> {
+    /// The input ended: waits for the last inserts, checks the whole, and
+    /// reports what was restored (exit 4 on conflicts unless --keep-existing).
+    pub(super) async fn finish(mut self, reader: tokio::task::JoinHandle<()>) -> Result<ApplyRecord> {
+        reader.await.context("the stream reader panicked")?;
+        while let Some(done) = self.tasks.join_next().await {
+            count(&mut self.record, done.context("an insert task panicked")??);
+        }
+        if let Some(open) = self.archive {
+            return Err(integrity(format!(
+                "the stream ended before the manifest of the {} backup of {}: it was cut short",
+                open.header.kind, open.header.created
+            )));
+        }
+        if self.record.archives == 0 {
+            return Err(integrity("the input holds no mb stream (it is empty)"));
+        }
+        if let Some(replayer) = &self.replayer {
+            self.record.oplog = replayer.stats();
+            if !replayer.out_of_scope().is_empty() {
+                let by_db: Vec<String> = replayer.out_of_scope().iter().map(|(db, n)| format!("{db}: {n}")).collect();
+                warn!(
+                    "skipped {} oplog operation(s) outside the backup's scope (databases not backed up; {})",
+                    self.record.oplog.out_of_scope,
+                    by_db.join(", ")
+                );
+            }
+            if replayer.open_transactions() > 0 {
+                warn!(
+                    "{} transaction(s) had not committed by the end point; they are not applied",
+                    replayer.open_transactions()
+                );
+            }
+        }
+        if let Target::Dir(dir) = &mut self.target {
+            dir.finish()?;
+        }
+        self.record.consistent_at = match (self.until, self.chain_end) {
+            (Some(until), Some(end)) if until < end => self.record.oplog.last.or(Some(until)),
+            _ => self.chain_end,
+        };
+        if self.record.dry_run {
+            info!(
+                "checked {} stream(s): {} collections, {} documents; nothing written",
+                self.record.archives, self.record.collections, self.record.documents
+            );
+        } else {
+            info!(
+                "restored {} collections, {} documents, {} oplog operations{}",
+                self.record.collections,
+                self.record.documents,
+                self.record.oplog.applied,
+                self.record
+                    .consistent_at
+                    .map(|t| format!("; consistent at {}", crate::mongo::describe_ts(t)))
+                    .unwrap_or_default()
+            );
+            check_conflicts(&self.record, self.options.keep_existing)?;
+        }
+        Ok(self.record)
+    }
+}
+
+/// Documents the target refused are loud: counted on stderr, and exit 4
+/// unless the user asked to keep the target's documents.
+fn check_conflicts(record: &ApplyRecord, keep_existing: bool) -> Result<()> {
+    if record.duplicates > 0 {
+        info!("{} document(s) were already there, identical", record.duplicates);
+    }
+    let conflicts = record.id_conflicts + record.unique_conflicts;
+    if conflicts == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "{conflicts} document(s) of the backup were not restored: {} conflict with another document with the same _id, \
+         {} with another unique index of the target",
+        record.id_conflicts, record.unique_conflicts
+    );
+    if keep_existing {
+        warn!("{what}; --keep-existing: the target's documents stay");
+        return Ok(());
+    }
+    Err(conflict(format!(
+        "{what}: the target differs from the backup (restore with --drop, or --keep-existing to keep the target's documents)"
+    )))
+}

@@ -1,0 +1,146 @@
+//! Rewriting oplog entries before they are applied: what is skipped
+//! (no-ops, internal namespaces, index-build bookkeeping, databases outside
+//! the backup's scope, namespaces the filters drop), renames, transactions
+//! gathered until their commit, `commitIndexBuild` as `createIndexes`.
+
+use anyhow::{bail, Context, Result};
+use mongodb::bson::{doc, Bson, Document};
+
+use super::Replayer;
+use crate::debug;
+use crate::format::records::Ts;
+
+/// What one oplog entry becomes.
+#[derive(Default)]
+pub(super) struct Rewritten {
+    pub(super) ops: Vec<Document>,
+    /// The operations of one committed transaction: applied all at once.
+    pub(super) transaction: bool,
+}
+
+impl Replayer {
+    /// Turns one oplog entry into the operations to apply (none to skip it).
+    pub(super) fn rewrite(&mut self, mut entry: Document, ts: Ts) -> Result<Rewritten> {
+        let op = entry.get_str("op").unwrap_or("").to_string();
+        let ns = entry.get_str("ns").unwrap_or("").to_string();
+        if op == "n" || entry.get_bool("fromMigrate").unwrap_or(false) {
+            return Ok(Rewritten::default());
+        }
+        if op == "c" && ns == "admin.$cmd" {
+            let o = entry.get_document("o").cloned().unwrap_or_default();
+            if o.contains_key("applyOps") {
+                return self.rewrite_transaction(&entry, o, ts);
+            }
+            if o.contains_key("commitTransaction") || o.contains_key("abortTransaction") {
+                crate::warn!(
+                    "skipping {} at {ts}: prepared transactions (sharded clusters) are not replayed",
+                    o.keys().next().unwrap()
+                );
+                return Ok(Rewritten::default());
+            }
+        }
+        entry.remove("ui");
+        Ok(Rewritten { ops: self.rewrite_op(entry)?.into_iter().collect(), transaction: false })
+    }
+
+    fn rewrite_transaction(&mut self, entry: &Document, o: Document, ts: Ts) -> Result<Rewritten> {
+        let key = format!(
+            "{:?}/{:?}",
+            entry.get("lsid").cloned().unwrap_or(Bson::Null),
+            entry.get("txnNumber").cloned().unwrap_or(Bson::Null)
+        );
+        let mut ops = Vec::new();
+        for inner in o.get_array("applyOps").context("bad applyOps entry")? {
+            let Bson::Document(inner) = inner else { bail!("bad operation in the transaction at {ts}") };
+            let mut inner = inner.clone();
+            inner.remove("ui");
+            inner.insert("ts", bson::Timestamp::from(ts));
+            if let Some(op) = self.rewrite_op(inner)? {
+                ops.push(op);
+            }
+        }
+        if entry.get_bool("partialTxn").unwrap_or(false) || o.get_bool("partialTxn").unwrap_or(false) {
+            self.open_transactions.entry(key).or_default().extend(ops);
+            return Ok(Rewritten::default());
+        }
+        let mut all = self.open_transactions.remove(&key).unwrap_or_default();
+        all.extend(ops);
+        Ok(Rewritten { ops: all, transaction: true })
+    }
+
+    /// Filters, renames and converts one CRUD or command operation.
+    fn rewrite_op(&mut self, mut op: Document) -> Result<Option<Document>> {
+        let kind = op.get_str("op").unwrap_or("").to_string();
+        let ns = op.get_str("ns").unwrap_or("").to_string();
+        let Some((db, coll)) = ns.split_once('.') else { return Ok(None) };
+        if is_internal(db, coll) {
+            return Ok(None);
+        }
+        if !self.in_scope(db) {
+            self.note_out_of_scope(db);
+            return Ok(None);
+        }
+        if kind != "c" {
+            let Some(target) = self.options.ns_map.map(db, coll) else { return Ok(None) };
+            op.insert("ns", target);
+            return Ok(Some(op));
+        }
+        let mut o = op.get_document("o").cloned().unwrap_or_default();
+        let Some(command) = o.keys().next().cloned() else { return Ok(None) };
+        match command.as_str() {
+            "startIndexBuild" | "abortIndexBuild" | "setMultikeyMetadata" | "dropIdent" => return Ok(None),
+            "renameCollection" => {
+                let source = o.get_str("renameCollection").unwrap_or("").to_string();
+                let target = o.get_str("to").unwrap_or("").to_string();
+                let target_db = target.split_once('.').map_or("", |(db, _)| db);
+                if !self.in_scope(target_db) {
+                    // Renamed out of the backup's databases: here, it is gone.
+                    self.note_out_of_scope(target_db);
+                    let Some(new_source) = self.options.ns_map.map_ns(&source) else { return Ok(None) };
+                    let Some((new_db, new_coll)) = new_source.split_once('.') else { return Ok(None) };
+                    op.insert("ns", format!("{new_db}.$cmd"));
+                    op.insert("o", doc! {"drop": new_coll});
+                    return Ok(Some(op));
+                }
+                let (Some(new_source), Some(new_target)) =
+                    (self.options.ns_map.map_ns(&source), self.options.ns_map.map_ns(&target))
+                else {
+                    return Ok(None);
+                };
+                o.insert("renameCollection", new_source);
+                o.insert("to", new_target);
+                op.insert("ns", "admin.$cmd");
+            }
+            "dropDatabase" => {
+                let Some(new_db) = self.options.ns_map.map_db(db) else { return Ok(None) };
+                op.insert("ns", format!("{new_db}.$cmd"));
+            }
+            _ => {
+                let Ok(target_coll) = o.get_str(&command).map(str::to_string) else {
+                    debug!("skipping command {command} on {ns}: no collection");
+                    return Ok(None);
+                };
+                let Some(target) = self.options.ns_map.map(db, &target_coll) else { return Ok(None) };
+                let (new_db, new_coll) = target.split_once('.').context("a renamed namespace without a dot")?;
+                op.insert("ns", format!("{new_db}.$cmd"));
+                if command == "commitIndexBuild" {
+                    // mongorestore's conversion: the finished build becomes createIndexes.
+                    let indexes = o.get_array("indexes").cloned().unwrap_or_default();
+                    o = doc! {"createIndexes": new_coll, "indexes": indexes};
+                } else {
+                    o.insert(command.clone(), new_coll);
+                }
+            }
+        }
+        op.insert("o", o);
+        Ok(Some(op))
+    }
+}
+
+/// Namespaces a restore never writes: the server's own bookkeeping.
+fn is_internal(db: &str, coll: &str) -> bool {
+    matches!(db, "local" | "config")
+        || coll == "system.profile"
+        || coll == "system.sessions"
+        || (db == "admin" && matches!(coll, "system.keys" | "system.version"))
+}

@@ -1,0 +1,280 @@
+//! Restoring into a server: creating collections from their metadata,
+//! inserting chunks, building indexes, merging users and roles. The restore
+//! driver (`super::apply`, behind `mb-apply`) reads the checked stream and calls these.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::Client;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cli::integrity;
+use crate::format::records::Header;
+use crate::format::tar::split_documents;
+use crate::info;
+use crate::mongo::ns::NsMap;
+
+/// A collection that was created and whose indexes wait for its data.
+pub(crate) struct PendingIndexes {
+    pub(crate) target: String,
+    pub(crate) indexes: Vec<Document>,
+}
+
+/// Builds the indexes of collections whose data is in, `parallel` collections at once.
+pub(crate) async fn build_indexes(client: &Client, indexes: Vec<PendingIndexes>, parallel: usize) -> Result<()> {
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    info!("building indexes of {} collections", indexes.len());
+    let mut builds = JoinSet::new();
+    let limit = Arc::new(Semaphore::new(parallel));
+    for pending in indexes {
+        let client = client.clone();
+        let permit = limit.clone().acquire_owned().await?;
+        builds.spawn(async move {
+            let (db, coll) = pending.target.split_once('.').unwrap();
+            let result = client
+                .database(db)
+                .run_command(doc! {"createIndexes": coll, "indexes": pending.indexes})
+                .await
+                .with_context(|| format!("building the indexes of {}", pending.target));
+            drop(permit);
+            result.map(|_| ())
+        });
+    }
+    while let Some(done) = builds.join_next().await {
+        done.context("an index build panicked")??;
+    }
+    Ok(())
+}
+
+/// Creates a collection or view from its metadata; returns its indexes to build later.
+pub(crate) async fn create_collection(
+    client: &Client,
+    target_ns: &str,
+    metadata: &Document,
+    drop: bool,
+) -> Result<Option<PendingIndexes>> {
+    let (db_name, coll) = target_ns.split_once('.').context("bad namespace")?;
+    let db = client.database(db_name);
+    let kind = metadata.get_str("type").unwrap_or("collection");
+    if db_name == "admin" && matches!(coll, "system.users" | "system.roles" | "system.version") {
+        if coll != "system.version" {
+            let temp = if coll == "system.users" { "mbtempusers" } else { "mbtemproles" };
+            db.collection::<Document>(temp).drop().await.ok();
+        }
+        return Ok(None);
+    }
+    if drop {
+        db.run_command(doc! {"drop": coll})
+            .await
+            .or_else(|e| if crate::mongo::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
+            .with_context(|| format!("dropping {target_ns}"))?;
+    }
+    let exists = !db
+        .list_collection_names()
+        .filter(doc! {"name": coll})
+        .await
+        .with_context(|| format!("looking for {target_ns}"))?
+        .is_empty();
+    if exists {
+        if !drop {
+            crate::debug!("{target_ns} exists: restoring into it with its current options");
+        }
+    } else {
+        let mut create = doc! {"create": coll};
+        create.extend(metadata.get_document("options").cloned().unwrap_or_default());
+        db.run_command(create).await.with_context(|| format!("creating {kind} {target_ns}"))?;
+    }
+    if kind == "view" {
+        return Ok(None);
+    }
+    let indexes: Vec<Document> = metadata
+        .get_array("indexes")
+        .map(|list| list.iter().filter_map(|i| i.as_document().cloned()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|index| index.get_str("name") != Ok("_id_") && !index.get_bool("clustered").unwrap_or(false))
+        .map(|mut index| {
+            index.remove("ns");
+            index
+        })
+        .collect();
+    Ok((!indexes.is_empty()).then(|| PendingIndexes { target: target_ns.to_string(), indexes }))
+}
+
+/// What inserting one chunk did to its documents.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Inserted {
+    /// Inserted.
+    pub(crate) documents: u64,
+    /// Already there, byte for byte the same (a restore run again).
+    pub(crate) identical: u64,
+    /// Refused: the target has a different document with the same `_id`.
+    pub(crate) id_conflicts: u64,
+    /// Refused by another unique index of the target.
+    pub(crate) unique_conflicts: u64,
+}
+
+/// Inserts one chunk; documents the target refuses as duplicates are
+/// sorted into identical ones (harmless) and conflicts (counted).
+pub(crate) async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<Inserted> {
+    let documents = split_documents(&data)?
+        .into_iter()
+        .map(|d| RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| integrity(format!("bad BSON: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let total = documents.len() as u64;
+    match collection.insert_many(documents).ordered(false).bypass_document_validation(true).await {
+        Ok(_) => Ok(Inserted { documents: total, ..Inserted::default() }),
+        Err(err) => {
+            if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
+                let errors = failure.write_errors.as_deref().unwrap_or(&[]);
+                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000)
+                {
+                    let refused: Vec<usize> = errors.iter().map(|e| e.index).collect();
+                    let mut counts = sort_duplicates(&collection, &data, &refused).await?;
+                    counts.documents = total - refused.len() as u64;
+                    return Ok(counts);
+                }
+            }
+            Err(describe_insert_error(err))
+        }
+    }
+}
+
+/// Sorts the documents at `refused` (indexes into the chunk) by what the
+/// target holds: the same document, another with the same `_id`, or none
+/// (then another unique index refused it).
+async fn sort_duplicates(
+    collection: &mongodb::Collection<RawDocumentBuf>,
+    data: &[u8],
+    refused: &[usize],
+) -> Result<Inserted> {
+    use futures_util::TryStreamExt;
+    let documents = split_documents(data)?;
+    let key = |id: Bson| bson::to_vec(&doc! {"_id": id}).unwrap_or_default();
+    let mut wanted = Vec::with_capacity(refused.len());
+    for &index in refused {
+        let document = documents.get(index).context("the server refused a document the chunk does not hold")?;
+        let id = bson::RawDocument::from_bytes(document)?.get("_id")?.context("a document without _id")?;
+        wanted.push((index, Bson::try_from(id.to_raw_bson())?));
+    }
+    let mut existing = std::collections::HashMap::new();
+    for batch in wanted.chunks(1000) {
+        let ids: Vec<Bson> = batch.iter().map(|(_, id)| id.clone()).collect();
+        let found: Vec<RawDocumentBuf> = collection
+            .find(doc! {"_id": {"$in": ids}})
+            .await
+            .context("reading the target's documents with the same _id")?
+            .try_collect()
+            .await
+            .context("reading the target's documents with the same _id")?;
+        for document in found {
+            if let Some(id) = document.get("_id")? {
+                existing.insert(key(Bson::try_from(id.to_raw_bson())?), document);
+            }
+        }
+    }
+    let mut counts = Inserted::default();
+    for (index, id) in wanted {
+        match existing.get(&key(id)) {
+            Some(there) if there.as_bytes() == documents[index] => counts.identical += 1,
+            Some(_) => counts.id_conflicts += 1,
+            None => counts.unique_conflicts += 1,
+        }
+    }
+    Ok(counts)
+}
+
+/// One line for a failed insert: how many documents the server refused and why.
+pub(crate) fn describe_insert_error(err: mongodb::error::Error) -> anyhow::Error {
+    if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
+        if let Some(first) = failure.write_errors.as_deref().and_then(|e| e.first()) {
+            let count = failure.write_errors.as_ref().map_or(0, Vec::len);
+            return anyhow::anyhow!(
+                "the server refused {count} document(s); the first (code {}): {}",
+                first.code,
+                first.message
+            );
+        }
+        if let Some(concern) = &failure.write_concern_error {
+            return anyhow::anyhow!("write concern failed (code {}): {}", concern.code, concern.message);
+        }
+    }
+    err.into()
+}
+
+/// Users and roles go through temp collections and `_mergeAuthzCollections`,
+/// as mongorestore does: the server does not take direct writes to them.
+pub(crate) async fn merge_users_and_roles(client: &Client, header: &Header, drop: bool) -> Result<()> {
+    let admin = client.database("admin");
+    let names = admin.list_collection_names().await?;
+    let has_users = names.iter().any(|n| n == "mbtempusers");
+    let has_roles = names.iter().any(|n| n == "mbtemproles");
+    if !has_users && !has_roles {
+        return Ok(());
+    }
+    let databases = if header.databases.is_empty() { vec![String::new()] } else { header.databases.clone() };
+    for db in databases {
+        let mut command = doc! {"_mergeAuthzCollections": 1, "drop": drop, "db": &db};
+        if has_users {
+            command.insert("tempUsersCollection", "admin.mbtempusers");
+        }
+        if has_roles {
+            command.insert("tempRolesCollection", "admin.mbtemproles");
+        }
+        admin.run_command(command).await.context("restoring users and roles")?;
+    }
+    for name in ["mbtempusers", "mbtemproles"] {
+        admin.collection::<Document>(name).drop().await.ok();
+    }
+    Ok(())
+}
+
+/// `--drop`: before anything is restored, drops every collection and view
+/// of the target that the backup's scope covers (its `databases`, or every
+/// database but admin, local and config when it is the whole instance), as
+/// the namespace filters map them. Collections the chain creates later, and
+/// ones the source never had, must not survive into the restored database.
+pub(crate) async fn drop_scope(client: &Client, databases: &[String], ns_map: &NsMap) -> Result<u64> {
+    let sources: Vec<String> = if databases.is_empty() {
+        let on_target = client.list_database_names().await.context("listing the target's databases")?;
+        on_target.into_iter().filter(|db| !matches!(db.as_str(), "admin" | "local" | "config")).collect()
+    } else {
+        databases.to_vec()
+    };
+    let mut dropped = 0;
+    for source_db in sources {
+        let target_db = ns_map.map_db(&source_db).unwrap_or_else(|| source_db.clone());
+        let db = client.database(&target_db);
+        let names = db.list_collection_names().await.with_context(|| format!("listing {target_db}"))?;
+        // Views (system.views) last: it cannot go while a timeseries is there,
+        // and only once empty, so that views a filter excludes stay.
+        let (views, names): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n == "system.views");
+        for name in names.into_iter().chain(views) {
+            // The server's own collections stay; a timeseries' buckets go with it.
+            let system = name.starts_with("system.") && !matches!(name.as_str(), "system.views" | "system.js");
+            if system || target_db == "admin" && name.starts_with("system.") {
+                continue;
+            }
+            let target_ns = format!("{target_db}.{name}");
+            if ns_map.map(&source_db, &name).as_deref() != Some(target_ns.as_str()) {
+                continue;
+            }
+            if name == "system.views" {
+                let left = db.collection::<Document>(&name).estimated_document_count().await.unwrap_or(1);
+                if left > 0 {
+                    continue;
+                }
+            }
+            match db.run_command(doc! {"drop": &name}).await {
+                Ok(_) => dropped += 1,
+                Err(err) if crate::mongo::oplog::server_code(&err) == Some(26) => {}
+                Err(err) => return Err(err).with_context(|| format!("dropping {target_ns}")),
+            }
+        }
+    }
+    Ok(dropped)
+}

@@ -1,0 +1,24 @@
+//! The codecs behind `mb-pack`: parallel gzip compression and checked decompression.
+//!
+//! The stage (`src/stages/pack.rs`) parses flags and opens the files; this
+//! room only turns bytes into bytes.
+
+mod compress;
+mod decompress;
+
+pub use compress::{compress, CompressOptions};
+pub use decompress::{decompress, DecompressOptions};
+
+/// Marks "the writer thread hung up" in both directions; its own error says why.
+#[derive(Debug)]
+pub(crate) struct WriterGone;
+
+impl std::fmt::Display for WriterGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("writer stopped")
+    }
+}
+
+impl std::error::Error for WriterGone {}
+
+pub(crate) use crate::cli::io::read_full;

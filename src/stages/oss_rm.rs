@@ -1,0 +1,103 @@
+//! mb-oss-rm: delete objects under one prefix from Alibaba Cloud OSS (or a
+//! directory store).
+//!
+//! ```text
+//! Usage:
+//!     mb-oss-rm --prefix <prefix> --key <key>... [--if-unmarked] [options]
+//!     mb-oss-rm --help
+//!
+//! Deletes each --key. A key that does not start with --prefix (or is the
+//! prefix itself) is refused before anything is deleted (exit 2): a script's
+//! mistake cannot reach another chain's objects. Deleting a missing key is
+//! not an error.
+//!
+//! --if-unmarked deletes a key only if it exists and has no commit marker
+//! (<key>.done): an object without one was never committed (a failed or
+//! killed run stored it), so it is never restored and may go; a committed
+//! object is kept. A missing key costs one HEAD request and no DELETE.
+//! mb-backup uses this to remove what a failing run stored, and before it
+//! stores under a key a killed run left behind.
+//!
+//! Prints one line per key: {"key":"...","deleted":true|false}.
+//!
+//! Where: --endpoint, --bucket, --access-key-id, --config, --store-dir,
+//! --path-style, --attempts, --timeout as for mb-oss-put (same env variables).
+//!
+//! Exit status: 0 done; 1 failure (network, credentials); 2 usage (a key
+//! outside the prefix).
+//! ```
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::Serialize;
+
+use crate::cli::usage;
+use crate::settings::store::StoreArgs;
+use crate::store::OssTuning;
+
+/// The suffix of a commit marker (mb-backup stores `<key>.done` once the
+/// object is verified).
+pub(crate) const MARKER_SUFFIX: &str = ".done";
+
+/// Command-line arguments (see the module docs for the usage text).
+#[derive(Parser, Debug)]
+#[command(name = "mb-oss-rm", about = "Delete objects under a prefix from Alibaba Cloud OSS")]
+pub(crate) struct Args {
+    /// Only keys under this prefix may be deleted
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: String,
+    /// Object key to delete (repeatable)
+    #[arg(long, value_name = "KEY", required = true)]
+    pub key: Vec<String>,
+    /// Delete a key only if it has no commit marker (`KEY.done`)
+    #[arg(long)]
+    pub if_unmarked: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub log: crate::cli::LogArgs,
+}
+
+#[derive(Serialize)]
+struct RmLine<'a> {
+    key: &'a str,
+    deleted: bool,
+}
+
+/// Runs mb-oss-rm.
+pub fn run() -> Result<()> {
+    let args: Args = crate::cli::parse_args()?;
+    args.log.apply();
+    if args.prefix.is_empty() {
+        return Err(usage("--prefix must not be empty"));
+    }
+    if let Some(outside) = args.key.iter().find(|k| !k.starts_with(&args.prefix) || k.len() == args.prefix.len()) {
+        return Err(usage(format!("key {outside:?} is not under --prefix {:?}; nothing deleted", args.prefix)));
+    }
+    let store = args.store.open(OssTuning::default())?;
+    for key in &args.key {
+        let head = |key: &str| {
+            store.head(key).with_context(|| format!("looking for {key:?} in {}", store.location())).map(|m| m.is_some())
+        };
+        // --if-unmarked runs before every backup's put: a missing key costs
+        // one HEAD and no DELETE (a put-only credential still works).
+        let keep = if !args.if_unmarked {
+            None
+        } else if !head(key)? {
+            Some("it does not exist")
+        } else if head(&format!("{key}{MARKER_SUFFIX}"))? {
+            Some("it has a commit marker")
+        } else {
+            None
+        };
+        match keep {
+            Some(why) => crate::debug!("kept {key}: {why}"),
+            None => {
+                store.delete(key).with_context(|| format!("deleting {key:?} from {}", store.location()))?;
+                crate::info!("deleted {key} from {}", store.location());
+            }
+        }
+        println!("{}", serde_json::to_string(&RmLine { key, deleted: keep.is_none() })?);
+    }
+    Ok(())
+}
