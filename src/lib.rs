@@ -37,4 +37,5 @@ pub mod oss_get;
 pub mod oss_put;
 pub mod oss_rm;
 pub mod pack;
+pub mod prune;
 pub mod store;

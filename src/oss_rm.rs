@@ -4,6 +4,8 @@
 //! ```text
 //! Usage:
 //!     mb-oss-rm --prefix <prefix> --key <key>... [--if-unmarked] [options]
+//!     mb-oss-rm --prefix <prefix> --prune [--keep-cycles N] [--state FILE]
+//!               [--min-age SECS] [--dry-run] [options]
 //!     mb-oss-rm --help
 //!
 //! Deletes each --key. A key that does not start with --prefix (or is the
@@ -19,6 +21,14 @@
 //! stores under a key a killed run left behind.
 //!
 //! Prints one line per key: {"key":"...","deleted":true|false}.
+//!
+//! --prune deletes what retention says (see `src/prune.rs`), in this order:
+//! with --keep-cycles N, every cycle older than the newest N complete cycles
+//! (markers first, then objects), except the checkpoint's cycle (--state);
+//! then objects without a commit marker and multipart uploads older than
+//! --min-age seconds (default 86400). --dry-run deletes nothing. One line per
+//! step: {"key":"...","deleted":true|false,"reason":"..."} (and "upload_id"
+//! for an aborted upload).
 //!
 //! Where: --endpoint, --bucket, --access-key-id, --config, --store-dir,
 //! --path-style, --attempts, --timeout as for mb-oss-put (same env variables).
@@ -46,11 +56,13 @@ pub struct Args {
     #[arg(long, value_name = "PREFIX")]
     pub prefix: String,
     /// Object key to delete (repeatable)
-    #[arg(long, value_name = "KEY", required = true)]
+    #[arg(long, value_name = "KEY", required_unless_present = "prune")]
     pub key: Vec<String>,
     /// Delete a key only if it has no commit marker (`KEY.done`)
     #[arg(long)]
     pub if_unmarked: bool,
+    #[command(flatten)]
+    pub prune: crate::prune::PruneArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -74,6 +86,9 @@ pub fn run() -> Result<()> {
         return Err(usage(format!("key {outside:?} is not under --prefix {:?}; nothing deleted", args.prefix)));
     }
     let store = args.store.open(OssTuning::default())?;
+    if args.prune.prune {
+        return crate::prune::run(store.as_ref(), &args.prefix, &args.prune);
+    }
     for key in &args.key {
         let head = |key: &str| {
             store.head(key).with_context(|| format!("looking for {key:?} in {}", store.location())).map(|m| m.is_some())
