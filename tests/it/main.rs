@@ -16,6 +16,7 @@ mod pack;
 mod replay;
 mod replay_random;
 mod restore_cases;
+mod retention;
 mod roundtrip;
 mod scripts;
 mod secondary;
