@@ -134,6 +134,9 @@ pub struct ApplyRecord {
     /// The restored data is consistent at this point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_at: Option<Ts>,
+    /// The full backup's consistency point: the earliest point the chain restores to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restorable_from: Option<Ts>,
 }
 
 impl ApplyRecord {
@@ -572,6 +575,9 @@ async fn apply(
                     replayer.flush().await?;
                 }
                 chain_end = manifest.oplog.as_ref().map(|o| o.to).or(manifest.consistent_at).or(chain_end);
+                if record.archives == 0 {
+                    record.restorable_from = manifest.consistent_at;
+                }
                 record.archives += 1;
                 if let Target::Server(client) = &target {
                     merge_users_and_roles(client, &current.header, args.drop).await?;

@@ -14,6 +14,7 @@
 //! prints what they need, one value a line.
 
 pub mod stage;
+mod window;
 
 use std::collections::BTreeMap;
 use std::path::Path;

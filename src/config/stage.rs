@@ -7,6 +7,7 @@
 //!        mb-config prefix CONFIG                    the chain's key prefix (db_name joined by +, or all)
 //!        mb-config field RECORD NAME...             fields of a one-record JSON file, one a line
 //!        mb-config field --each FILE NAME...        the same for every line of a JSON-lines file
+//!        mb-config window RECORD                    an apply record's restorable window: 4 lines
 //!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
 //!                  [--dry-run] [--write-config FILE]
 //!
@@ -74,6 +75,11 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// The restorable window of an apply record: from time, from t,i, to time, to t,i.
+    Window {
+        /// The apply record (mb-apply --dry-run over a cycle).
+        record: PathBuf,
+    },
     /// Decide the restore target (see the usage text).
     RestoreTarget {
         /// The config file.
@@ -131,6 +137,10 @@ pub fn run() -> Result<()> {
                 lines.extend(fields(&value, &names));
             }
             lines
+        }
+        Command::Window { record } => {
+            let what = record.display().to_string();
+            super::window::window_lines(&crate::record::read_json(crate::cli::open_input(Some(&record))?, &what)?)?
         }
         Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
             let path = config;

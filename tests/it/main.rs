@@ -19,5 +19,6 @@ mod restore_cases;
 mod retention;
 mod roundtrip;
 mod scripts;
+mod verify;
 mod secondary;
 mod stage_cases;
