@@ -13,6 +13,7 @@
 //! The scripts never parse this file themselves: `mb-config` ([`stage`])
 //! prints what they need, one value a line.
 
+mod metrics;
 pub mod stage;
 mod window;
 

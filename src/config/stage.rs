@@ -8,6 +8,8 @@
 //!        mb-config field RECORD NAME...             fields of a one-record JSON file, one a line
 //!        mb-config field --each FILE NAME...        the same for every line of a JSON-lines file
 //!        mb-config window RECORD                    an apply record's restorable window: 4 lines
+//!        mb-config metrics FILE --prefix P --started SECS [--failed] [--range R]
+//!                  [--manifest M] [--put P]         update mb-backup's Prometheus textfile
 //!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
 //!                  [--dry-run] [--write-config FILE]
 //!
@@ -80,6 +82,8 @@ enum Command {
         /// The apply record (mb-apply --dry-run over a cycle).
         record: PathBuf,
     },
+    /// Update mb-backup's Prometheus textfile after a run (see src/config/metrics.rs).
+    Metrics(super::metrics::MetricsArgs),
     /// Decide the restore target (see the usage text).
     RestoreTarget {
         /// The config file.
@@ -142,6 +146,7 @@ pub fn run() -> Result<()> {
             let what = record.display().to_string();
             super::window::window_lines(&crate::record::read_json(crate::cli::open_input(Some(&record))?, &what)?)?
         }
+        Command::Metrics(metrics) => super::metrics::run(&metrics)?,
         Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
             let path = config;
             let config = Config::load(&path)?;

@@ -14,10 +14,7 @@ pub(crate) fn window_lines(record: &serde_json::Value) -> Result<Vec<String>> {
         serde_json::from_value(value.clone()).with_context(|| format!("the apply record's {field} is not {{t, i}}"))
     };
     let (from, to) = (point("restorable_from")?, point("consistent_at")?);
-    Ok([from, to]
-        .into_iter()
-        .flat_map(|ts| [crate::record::format_rfc3339(i64::from(ts.t)), ts.to_string()])
-        .collect())
+    Ok([from, to].into_iter().flat_map(|ts| [crate::record::format_rfc3339(i64::from(ts.t)), ts.to_string()]).collect())
 }
 
 #[cfg(test)]

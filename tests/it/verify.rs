@@ -15,7 +15,12 @@ fn verify(setup: &Setup) -> std::process::Output {
 
 fn remove(setup: &Setup, db: &str, key: &str) {
     let config = setup.config.to_str().unwrap();
-    assert_ok(&stage("mb-oss-rm").args(["-q", "--config", config, "--prefix", &format!("{db}/"), "--key", key]).output().unwrap());
+    assert_ok(
+        &stage("mb-oss-rm")
+            .args(["-q", "--config", config, "--prefix", &format!("{db}/"), "--key", key])
+            .output()
+            .unwrap(),
+    );
 }
 
 /// A cycle of a full backup and two oplog slices.
