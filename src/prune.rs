@@ -1,6 +1,6 @@
 //! Retention: what `mb-oss-rm --prune` deletes under one chain's prefix,
-//! decided from a listing (a pure [`plan`], unit-tested here), then done in
-//! that order ([`run`]).
+//! decided from a listing (a pure `plan`, unit-tested here), then done in
+//! that order (`run`).
 //!
 //! - With `--keep-cycles N`: every cycle older than the newest N complete
 //!   cycles (a cycle is complete once its full backup has a commit marker),
