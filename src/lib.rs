@@ -1,12 +1,13 @@
 //! mb: MongoDB backups to Alibaba Cloud OSS, as small Unix filters.
 //!
-//! Eight binaries (`src/bin/mb-*.rs`) each run one step of a backup or restore
+//! Nine binaries (`src/bin/mb-*.rs`) each run one step of a backup or restore
 //! and pass tar streams and JSON records over stdin/stdout. This crate is the
 //! library they share; `docs/FORMAT.md` specifies what flows between them.
 
 pub mod cli;
 pub mod config;
 pub mod crc64;
+pub mod crypt;
 pub mod dump;
 pub mod mongo;
 pub mod oplog;

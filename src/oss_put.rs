@@ -160,6 +160,9 @@ pub struct PutRecord {
     /// KMS key id, if any (an id, not a secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sse_key_id: Option<String>,
+    /// `age` when the object is an age-encrypted stream (mb-crypt), as seen in its first bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<&'static str>,
 }
 
 const STORAGE_CLASSES: [&str; 4] = ["Standard", "IA", "Archive", "ColdArchive"];
@@ -210,6 +213,7 @@ pub fn run() -> Result<()> {
     if stdin.fill_buf().context("reading stdin")?.is_empty() && !args.allow_empty {
         anyhow::bail!("stdin is empty; refusing to store an empty object as {:?} (use --allow-empty)", args.key);
     }
+    let encryption = crate::crypt::is_age(stdin.buffer()).then_some("age");
     let key = &args.key;
     let options = PutOptions {
         overwrite: args.overwrite,
@@ -234,6 +238,7 @@ pub fn run() -> Result<()> {
         storage_class,
         sse,
         sse_key_id,
+        encryption,
     };
     crate::info!(
         "stored {} bytes as {}/{} in {} part(s), CRC-64 {}",

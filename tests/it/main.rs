@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod dump;
+mod encryption;
 mod incremental;
 mod metrics;
 mod oss_conformance;
