@@ -144,3 +144,43 @@ fn a_prune_cut_short_leaves_every_marked_object_restorable() {
     let full = format!("{db}/{}/000000-full.tar.gz", names[2]);
     assert_eq!(oss.keys(BUCKET), vec![full.clone(), full + ".done"]);
 }
+
+#[test]
+fn incremental_cycles_go_whole_with_their_slices() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let oss = oss_server::start();
+    oss.create_bucket(BUCKET);
+    let db = "retention_incremental";
+    crate::support::data::populate(&source.client(), db, 5);
+    let setup = Setup::with_oss(source, db, &oss, BUCKET, &oss.secret());
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, format!("{config}keep_cycles = 1\n")).unwrap();
+    let period = |days: u32| {
+        let text = std::fs::read_to_string(&setup.config).unwrap();
+        let text = text
+            .replace("full_backup_period = 7", "full_backup_period = X")
+            .replace("full_backup_period = 0", "full_backup_period = X");
+        std::fs::write(&setup.config, text.replace("full_backup_period = X", &format!("full_backup_period = {days}")))
+            .unwrap();
+    };
+    assert_ok(&setup.backup());
+    insert(source, db, 1);
+    assert_ok(&setup.backup());
+    let first = cycles(&oss, db);
+    assert_eq!(oss.keys(BUCKET).len(), 4, "a full backup and a slice, with markers");
+    // A new cycle (the period elapsed): once its full backup is committed, the first cycle goes whole.
+    period(0);
+    insert(source, db, 2);
+    assert_ok(&setup.backup());
+    period(7);
+    insert(source, db, 3);
+    assert_ok(&setup.backup());
+    let keys = oss.keys(BUCKET);
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(keys.iter().all(|k| !k.contains(&first[0])), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains("/000001-oplog-")), "the new cycle's slice stays: {keys:?}");
+    let (_, expected) = source.db_hash_at(db, setup.state().to);
+    let (_, restored) = restore_fresh(&setup, target, db, &[]);
+    assert_eq!(restored, expected);
+}
