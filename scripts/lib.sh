@@ -56,3 +56,15 @@ store_args() {
         printf '%s\n' --config "$config"
     fi
 }
+
+# prune KEEP_CYCLES MIN_AGE [--dry-run]: mb-oss-rm --prune under the chain's
+# prefix (needs $bin, $root, the `store` and `prefix` arrays). KEEP_CYCLES
+# empty or 0: no cycle is deleted, only old leftovers.
+# shellcheck disable=SC2154 # bin, store, prefix, root: set by the caller
+prune() {
+    local keep=$1 min_age=$2 keep_flag=()
+    shift 2
+    [[ -n $keep && $keep != 0 ]] && keep_flag=(--keep-cycles "$keep")
+    "$bin/mb-oss-rm" -q "${store[@]}" --prefix "${prefix[0]}/" --prune "${keep_flag[@]}" \
+        --state "$root/state.json" --min-age "$min_age" "$@"
+}

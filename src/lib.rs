@@ -1,6 +1,6 @@
 //! mb: MongoDB backups to Alibaba Cloud OSS, as small Unix filters.
 //!
-//! Eight binaries (`src/bin/mb-*.rs`) each run one step of a backup or restore
+//! Nine binaries (`src/bin/mb-*.rs`) each run one step of a backup or restore
 //! and pass tar streams and JSON records over stdin/stdout. This crate is the
 //! library they share; `docs/FORMAT.md` specifies what flows between them.
 //!

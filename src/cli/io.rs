@@ -86,6 +86,11 @@ impl<'a> AtomicFile<'a> {
         self.temp.reopen().with_context(|| format!("opening {}", self.temp.path().display()))
     }
 
+    /// The temp file's path (to set its mode before the rename).
+    pub(crate) fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// The temp file, to write into.
     pub(crate) fn file(&mut self) -> &mut File {
         self.temp.as_file_mut()

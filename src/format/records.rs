@@ -288,7 +288,14 @@ pub struct PutRecord {
     /// KMS key id, if any (an id, not a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sse_key_id: Option<String>,
+    /// `age` when the object is an age-encrypted stream (mb-crypt), as seen in its first bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
 }
+
+/// What a commit marker's key adds to its object's key: `KEY.done` holds
+/// the object's put record and says the object was verified and committed.
+pub const MARKER_SUFFIX: &str = ".done";
 
 /// The record `mb-apply` prints on stdout when it is done.
 #[derive(Debug, Serialize, Default)]
@@ -316,6 +323,9 @@ pub struct ApplyRecord {
     /// The restored data is consistent at this point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_at: Option<Ts>,
+    /// The full backup's consistency point: the earliest point the chain restores to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restorable_from: Option<Ts>,
 }
 
 /// Counts of a replay.

@@ -327,6 +327,9 @@ impl<'a> Restore<'a> {
             replayer.flush().await?;
         }
         self.chain_end = manifest.oplog.as_ref().map(|o| o.to).or(manifest.consistent_at).or(self.chain_end);
+        if self.record.archives == 0 {
+            self.record.restorable_from = manifest.consistent_at;
+        }
         self.record.archives += 1;
         if let Target::Server(client) = &self.target {
             merge_users_and_roles(client, &current.header, self.options.drop).await?;

@@ -1,8 +1,10 @@
-//! The codecs behind `mb-pack`: parallel gzip compression and checked decompression.
+//! The codecs: parallel gzip compression and checked decompression behind
+//! `mb-pack`, and the age format behind `mb-crypt`.
 //!
 //! The stage (`src/stages/pack.rs`) parses flags and opens the files; this
 //! room only turns bytes into bytes.
 
+pub mod age;
 mod compress;
 mod decompress;
 

@@ -7,6 +7,9 @@
 //!        mb-config prefix CONFIG                    the chain's key prefix (db_name joined by +, or all)
 //!        mb-config field RECORD NAME...             fields of a one-record JSON file, one a line
 //!        mb-config field --each FILE NAME...        the same for every line of a JSON-lines file
+//!        mb-config window RECORD                    an apply record's restorable window: 4 lines
+//!        mb-config metrics FILE --prefix P --started SECS [--failed] [--range R]
+//!                  [--manifest M] [--put P]         update mb-backup's Prometheus textfile
 //!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
 //!                  [--dry-run] [--write-config FILE]
 //!
@@ -32,6 +35,9 @@
 //!     --yes-drop-the-source.
 //! No target, or a drop on the source without the confirmation: exit 2.
 //! ```
+
+mod metrics;
+mod window;
 
 use std::path::PathBuf;
 
@@ -75,6 +81,13 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// The restorable window of an apply record: from time, from t,i, to time, to t,i.
+    Window {
+        /// The apply record (mb-apply --dry-run over a cycle).
+        record: PathBuf,
+    },
+    /// Update mb-backup's Prometheus textfile after a run (see `metrics.rs`).
+    Metrics(metrics::MetricsArgs),
     /// Decide the restore target (see the usage text).
     RestoreTarget {
         /// The config file.
@@ -133,6 +146,14 @@ pub fn run() -> Result<()> {
             }
             lines
         }
+        Command::Window { record } => {
+            let what = record.display().to_string();
+            window::window_lines(&crate::format::records::read_json(
+                crate::cli::io::open_input(Some(&record))?,
+                &what,
+            )?)?
+        }
+        Command::Metrics(args) => metrics::run(&args)?,
         Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
             let path = config;
             let config = Config::load(&path)?;

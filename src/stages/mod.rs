@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod crypt;
 pub mod dump;
 pub mod oplog_range;
 pub mod oss_get;

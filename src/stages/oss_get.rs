@@ -23,6 +23,9 @@
 //!         --head                 Print {"key","size","crc64","etag","last_modified"}.
 //!         --list <prefix>        Print one {"key","size","etag","last_modified"}
 //!                                line per object under <prefix>, every page.
+//!         --check-put <record>   Also check the bytes against this put record
+//!                                (mb-put/1, as in the KEY.done marker): its key,
+//!                                size and CRC-64; a mismatch exits 3.
 //!         --restore              An Archive/ColdArchive object: issue RestoreObject,
 //!                                wait for it (progress on stderr, polled every
 //!                                MB_RESTORE_POLL_SECS, default 30), then read it.
@@ -48,6 +51,7 @@ use serde::Serialize;
 
 use crate::cli::io::AtomicFile;
 use crate::crc64::Crc64;
+use crate::format::records::PutRecord;
 use crate::settings::store::StoreArgs;
 use crate::store::{ByteRange, OssTuning, Store};
 
@@ -70,6 +74,9 @@ pub(crate) struct Args {
     /// List objects under PREFIX as JSON lines
     #[arg(long, value_name = "PREFIX", conflicts_with = "key")]
     pub list: Option<String>,
+    /// Check the bytes against this put record (key, size, CRC-64)
+    #[arg(long, value_name = "RECORD", conflicts_with_all = ["head", "list", "range"])]
+    pub check_put: Option<PathBuf>,
     /// Restore an Archive/ColdArchive object first and wait for it
     #[arg(long, conflicts_with_all = ["head", "list"])]
     pub restore: bool,
@@ -135,18 +142,35 @@ pub fn run() -> Result<()> {
         println!("{}", serde_json::to_string(&line)?);
         return Ok(());
     }
+    let expected = args.check_put.as_deref().map(read_put_record).transpose()?;
+    let expected = expected.as_ref();
     match &args.output {
-        Some(path) if path.as_os_str() != "-" => download_to_file(&*store, key, args.range, path),
+        Some(path) if path.as_os_str() != "-" => download_to_file(&*store, key, args.range, path, expected),
         _ => {
             let mut out = stdout.lock();
-            download(&*store, key, args.range, &mut out)?;
+            download(&*store, key, args.range, &mut out, expected)?;
             out.flush().context("writing stdout")
         }
     }
 }
 
-/// Copies the object (or range) to `out`, then checks length and CRC-64.
-fn download(store: &dyn Store, key: &str, range: Option<ByteRange>, out: &mut dyn Write) -> Result<()> {
+fn read_put_record(path: &Path) -> Result<PutRecord> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    crate::format::records::read_json(file, "the put record")
+}
+
+/// Copies the object (or range) to `out`, then checks length and CRC-64
+/// (and against the put record, if given).
+fn download(
+    store: &dyn Store,
+    key: &str,
+    range: Option<ByteRange>,
+    out: &mut dyn Write,
+    expected: Option<&PutRecord>,
+) -> Result<()> {
+    if let Some(put) = expected.filter(|put| put.key != key) {
+        return Err(crate::cli::integrity(format!("{key:?}: its put record names another object, {:?}", put.key)));
+    }
     let mut object = store.get(key, range).with_context(|| format!("reading {key:?} from {}", store.location()))?;
     let whole = object.start == 0 && object.len == object.meta.size;
     let mut crc = Crc64::new();
@@ -186,16 +210,32 @@ fn download(store: &dyn Store, key: &str, range: Option<ByteRange>, out: &mut dy
             }
         }
     }
+    if let Some(put) = expected {
+        if (count, crc.finish()) != (put.size, put.crc64) {
+            return Err(crate::cli::integrity(format!(
+                "{key:?}: read {count} bytes with CRC-64 {} but its put record says {} bytes with CRC-64 {}",
+                crc.finish(),
+                put.size,
+                put.crc64
+            )));
+        }
+    }
     crate::debug!("read {} bytes of {key:?}", object.len);
     Ok(())
 }
 
 /// `--output FILE`: the object appears at FILE only once complete and checked.
-fn download_to_file(store: &dyn Store, key: &str, range: Option<ByteRange>, path: &Path) -> Result<()> {
+fn download_to_file(
+    store: &dyn Store,
+    key: &str,
+    range: Option<ByteRange>,
+    path: &Path,
+    expected: Option<&PutRecord>,
+) -> Result<()> {
     let name = path.file_name().context("--output needs a file name")?.to_string_lossy().into_owned();
     let mut file = AtomicFile::create(path, &format!(".{name}.mb-tmp-"))?;
     let mut out = io::BufWriter::with_capacity(1 << 20, file.file());
-    download(store, key, range, &mut out)?;
+    download(store, key, range, &mut out, expected)?;
     out.flush().context("writing the output")?;
     drop(out);
     file.commit()

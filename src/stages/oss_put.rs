@@ -162,6 +162,7 @@ pub fn run() -> Result<()> {
     if stdin.fill_buf().context("reading stdin")?.is_empty() && !args.allow_empty {
         anyhow::bail!("stdin is empty; refusing to store an empty object as {:?} (use --allow-empty)", args.key);
     }
+    let encryption = crate::pack::age::is_age(stdin.buffer()).then(|| "age".to_string());
     let key = &args.key;
     let options = PutOptions {
         overwrite: args.overwrite,
@@ -186,6 +187,7 @@ pub fn run() -> Result<()> {
         storage_class,
         sse,
         sse_key_id,
+        encryption,
     };
     crate::info!(
         "stored {} bytes as {}/{} in {} part(s), CRC-64 {}",

@@ -4,6 +4,8 @@
 //! ```text
 //! Usage:
 //!     mb-oss-rm --prefix <prefix> --key <key>... [--if-unmarked] [options]
+//!     mb-oss-rm --prefix <prefix> --prune [--keep-cycles N] [--state FILE]
+//!               [--min-age SECS] [--dry-run] [options]
 //!     mb-oss-rm --help
 //!
 //! Deletes each --key. A key that does not start with --prefix (or is the
@@ -20,6 +22,14 @@
 //!
 //! Prints one line per key: {"key":"...","deleted":true|false}.
 //!
+//! --prune deletes what retention says (see `src/store/prune.rs`), in this order:
+//! with --keep-cycles N, every cycle older than the newest N complete cycles
+//! (markers first, then objects), except the checkpoint's cycle (--state);
+//! then objects without a commit marker and multipart uploads older than
+//! --min-age seconds (default 86400). --dry-run deletes nothing. One line per
+//! step: {"key":"...","deleted":true|false,"reason":"..."} (and "upload_id"
+//! for an aborted upload).
+//!
 //! Where: --endpoint, --bucket, --access-key-id, --config, --store-dir,
 //! --path-style, --attempts, --timeout as for mb-oss-put (same env variables).
 //!
@@ -32,12 +42,9 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::usage;
+use crate::format::records::MARKER_SUFFIX;
 use crate::settings::store::StoreArgs;
 use crate::store::OssTuning;
-
-/// The suffix of a commit marker (mb-backup stores `<key>.done` once the
-/// object is verified).
-pub(crate) const MARKER_SUFFIX: &str = ".done";
 
 /// Command-line arguments (see the module docs for the usage text).
 #[derive(Parser, Debug)]
@@ -47,11 +54,13 @@ pub(crate) struct Args {
     #[arg(long, value_name = "PREFIX")]
     pub prefix: String,
     /// Object key to delete (repeatable)
-    #[arg(long, value_name = "KEY", required = true)]
+    #[arg(long, value_name = "KEY", required_unless_present = "prune")]
     pub key: Vec<String>,
     /// Delete a key only if it has no commit marker (`KEY.done`)
     #[arg(long)]
     pub if_unmarked: bool,
+    #[command(flatten)]
+    pub prune: crate::store::prune::PruneArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -75,6 +84,9 @@ pub fn run() -> Result<()> {
         return Err(usage(format!("key {outside:?} is not under --prefix {:?}; nothing deleted", args.prefix)));
     }
     let store = args.store.open(OssTuning::default())?;
+    if args.prune.prune {
+        return crate::store::prune::run(store.as_ref(), &args.prefix, &args.prune);
+    }
     for key in &args.key {
         let head = |key: &str| {
             store.head(key).with_context(|| format!("looking for {key:?} in {}", store.location())).map(|m| m.is_some())

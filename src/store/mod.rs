@@ -9,8 +9,11 @@
 pub mod local;
 pub mod memory;
 pub mod oss;
+mod pending;
+pub mod prune;
 
 pub use oss::OssTuning;
+pub use pending::PendingUpload;
 
 use std::fmt;
 use std::io::Read;
@@ -159,6 +162,19 @@ pub trait Store: Send + Sync {
     /// reporting progress). Backends without archive classes have nothing to do.
     fn restore(&self, key: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
         let _ = (key, progress);
+        Ok(())
+    }
+
+    /// Multipart uploads under `prefix` begun and not completed nor aborted
+    /// (OSS's ListMultipartUploads); backends without multipart uploads have none.
+    fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Aborts a multipart upload, freeing its parts (one already gone counts as aborted).
+    fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+        let _ = (key, upload_id);
         Ok(())
     }
 

@@ -34,6 +34,7 @@ pub mod sign;
 pub mod sign_v4;
 mod signals;
 mod upload;
+mod uploads;
 
 pub use client::{Client, Endpoint};
 pub use credentials::Credentials;
@@ -271,5 +272,14 @@ impl Store for OssStore {
 
     fn restore(&self, key: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
         self.restore_with(key, Self::restore_poll(), progress)
+    }
+
+    fn pending_uploads(&self, prefix: &str) -> Result<Vec<crate::store::PendingUpload>> {
+        self.rt.block_on(self.client.list_multipart_uploads(&self.bucket, prefix))
+    }
+
+    fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+        validate_key(key)?;
+        self.rt.block_on(self.client.abort_multipart(&self.bucket, key, upload_id))
     }
 }

@@ -19,6 +19,7 @@ pub fn bin(name: &str) -> PathBuf {
         "mb-apply" => PathBuf::from(env!("CARGO_BIN_EXE_mb-apply")),
         "mb-config" => PathBuf::from(env!("CARGO_BIN_EXE_mb-config")),
         "mb-oss-rm" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oss-rm")),
+        "mb-crypt" => PathBuf::from(env!("CARGO_BIN_EXE_mb-crypt")),
         "mb-dump" => PathBuf::from(env!("CARGO_BIN_EXE_mb-dump")),
         "mb-oplog-range" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oplog-range")),
         "mb-oss-get" => PathBuf::from(env!("CARGO_BIN_EXE_mb-oss-get")),

@@ -54,6 +54,8 @@ pub enum Op {
     DeleteObject,
     /// ListObjects.
     ListObjects,
+    /// ListMultipartUploads.
+    ListUploads,
     /// RestoreObject.
     Restore,
 }
@@ -148,6 +150,7 @@ struct Upload {
     key: String,
     parts: BTreeMap<u32, Part>,
     options: StorageOptions,
+    initiated: SystemTime,
 }
 
 struct State {
@@ -317,6 +320,33 @@ impl OssServer {
         self.lock().buckets.entry(bucket.to_string()).or_default().objects.insert(key.to_string(), object);
     }
 
+    /// Begins a multipart upload of `key` (as a killed run leaves one); returns its id.
+    pub fn begin_upload(&self, bucket: &str, key: &str) -> String {
+        let mut state = self.lock();
+        let id = format!("UPLOAD{:08X}", state.next_id);
+        state.next_id += 1;
+        let upload = Upload {
+            bucket: bucket.into(),
+            key: key.into(),
+            parts: BTreeMap::new(),
+            options: StorageOptions::default(),
+            initiated: SystemTime::now(),
+        };
+        state.uploads.insert(id.clone(), upload);
+        id
+    }
+
+    /// Makes every object and upload there is now `secs` older (tests of
+    /// rules about age, such as retention's "older than a day").
+    pub fn backdate(&self, secs: u64) {
+        let mut state = self.lock();
+        let by = Duration::from_secs(secs);
+        for bucket in state.buckets.values_mut() {
+            bucket.objects.values_mut().for_each(|o| o.modified -= by);
+        }
+        state.uploads.values_mut().for_each(|u| u.initiated -= by);
+    }
+
     /// Runs the server's clock `secs` ahead (negative: behind).
     pub fn set_clock_offset(&self, secs: i64) {
         self.lock().clock_offset = secs;
@@ -428,6 +458,7 @@ impl Request {
             "POST" => Op::Complete,
             "DELETE" if self.has("uploadId") => Op::Abort,
             "DELETE" => Op::DeleteObject,
+            "GET" if self.key.is_empty() && self.has("uploads") => Op::ListUploads,
             "GET" if self.key.is_empty() => Op::ListObjects,
             "GET" => Op::GetObject,
             "HEAD" => Op::HeadObject,
@@ -849,6 +880,7 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests
                     key: key.clone(),
                     parts: BTreeMap::new(),
                     options: StorageOptions::of(request),
+                    initiated: SystemTime::now(),
                 },
             );
             Response::new(200).xml(format!(
@@ -928,6 +960,7 @@ fn handle(state: &mut State, request: &Request, body: Vec<u8>, digests: &Digests
         }
         Op::GetObject => get(state, request),
         Op::ListObjects => list(state, request),
+        Op::ListUploads => list_uploads(state, request),
         Op::Any => error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.", ""),
     }
 }
@@ -1059,6 +1092,32 @@ fn get(state: &State, request: &Request) -> Response {
         _ => response.data = Some((object.data.clone(), 0, size)),
     }
     response
+}
+
+/// ListMultipartUploads: every upload of the bucket under `prefix`, one page.
+fn list_uploads(state: &State, request: &Request) -> Response {
+    let prefix = request.param("prefix").unwrap_or("");
+    let url = request.param("encoding-type") == Some("url");
+    let enc = |s: &str| if url { encode(s) } else { escape(s) };
+    let mut uploads: Vec<_> =
+        state.uploads.iter().filter(|(_, u)| u.bucket == request.bucket && u.key.starts_with(prefix)).collect();
+    uploads.sort_by(|a, b| (&a.1.key, a.0).cmp(&(&b.1.key, b.0)));
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult>");
+    xml.push_str(&format!("<Bucket>{}</Bucket><Prefix>{}</Prefix>", escape(&request.bucket), enc(prefix)));
+    if url {
+        xml.push_str("<EncodingType>url</EncodingType>");
+    }
+    xml.push_str("<IsTruncated>false</IsTruncated>");
+    for (id, upload) in uploads {
+        let secs = upload.initiated.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let initiated = mb::format::time::format_rfc3339(secs).replace('Z', ".000Z");
+        xml.push_str(&format!(
+            "<Upload><Key>{}</Key><UploadId>{id}</UploadId><StorageClass>Standard</StorageClass><Initiated>{initiated}</Initiated></Upload>",
+            enc(&upload.key)
+        ));
+    }
+    xml.push_str("</ListMultipartUploadsResult>");
+    Response::new(200).xml(xml)
 }
 
 fn list(state: &State, request: &Request) -> Response {

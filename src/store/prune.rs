@@ -1,0 +1,341 @@
+//! Retention: what `mb-oss-rm --prune` deletes under one chain's prefix,
+//! decided from a listing (a pure `plan`, unit-tested here), then done in
+//! that order (`run`).
+//!
+//! - With `--keep-cycles N`: every cycle older than the newest N complete
+//!   cycles (a cycle is complete once its full backup has a commit marker),
+//!   except the cycle the checkpoint is in. Its markers go first, then its
+//!   objects: a prune cut short leaves unmarked objects (never restored,
+//!   removed by the next prune), never a marker without its object.
+//! - Objects without a commit marker last modified more than `--min-age`
+//!   seconds ago (a killed run's leftovers; a run in progress stores its
+//!   marker seconds after its object).
+//! - Multipart uploads initiated more than `--min-age` seconds ago.
+//!
+//! Only keys shaped like a chain's objects (`PREFIX/CYCLE/SEQ-...`, and
+//! their `.done` markers) are candidates; anything else under the prefix is
+//! left alone. The stream's suffix (`.tar.gz`, `.tar.zst`) does not matter.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args as ClapArgs;
+use serde::Serialize;
+
+use super::{ObjectMeta, PendingUpload, Store};
+use crate::format::records::MARKER_SUFFIX;
+
+/// The flags of `mb-oss-rm --prune` (flattened into its Args).
+#[derive(ClapArgs, Debug, Default)]
+pub struct PruneArgs {
+    /// Delete what retention says instead of --key: old cycles, old unmarked objects, old uploads
+    #[arg(long, conflicts_with_all = ["key", "if_unmarked"])]
+    pub prune: bool,
+    /// With --prune: keep the newest N complete cycles (and anything newer); unset: no cycle is deleted
+    #[arg(long, value_name = "N", requires = "prune", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_cycles: Option<u64>,
+    /// With --prune: the checkpoint (state.json); its cycle is never deleted
+    #[arg(long, value_name = "FILE", requires = "prune")]
+    pub state: Option<PathBuf>,
+    /// With --prune: unmarked objects and uploads younger than this many seconds stay
+    #[arg(long, value_name = "SECS", default_value_t = 86_400, requires = "prune")]
+    pub min_age: u64,
+    /// With --prune: print what would be deleted, delete nothing
+    #[arg(long, requires = "prune")]
+    pub dry_run: bool,
+}
+
+/// What decides the plan besides the listing.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Rules {
+    /// Keep the newest N complete cycles; `None`: delete no cycle.
+    pub(crate) keep_cycles: Option<usize>,
+    /// The cycle the checkpoint is in (never deleted).
+    pub(crate) checkpoint_cycle: Option<String>,
+    /// Now, seconds since the epoch.
+    pub(crate) now: i64,
+    /// Leftovers younger than this (seconds) stay.
+    pub(crate) min_age: i64,
+}
+
+/// One thing to delete, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Delete an object.
+    Delete { key: String, reason: String },
+    /// Abort a multipart upload.
+    Abort { key: String, upload_id: String, reason: String },
+}
+
+/// A chain object's place: its cycle, and whether it is a marker or a full backup.
+struct Parsed<'a> {
+    cycle: &'a str,
+    marker: bool,
+    full: bool,
+}
+
+/// `PREFIX/CYCLE/SEQ-...` (SEQ six digits, CYCLE `YYYYMMDDTHHMMSS[.ffffff]Z`), else `None`.
+fn parse<'a>(prefix: &str, key: &'a str) -> Option<Parsed<'a>> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix('/')?;
+    let (cycle, name) = rest.split_once('/')?;
+    let cycle_ok = cycle.is_ascii()
+        && cycle.len() >= 16
+        && cycle.ends_with('Z')
+        && cycle.as_bytes()[8] == b'T'
+        && cycle[..cycle.len() - 1].bytes().all(|b| b.is_ascii_digit() || b == b'T' || b == b'.');
+    let seq_ok = name.len() > 7 && name.as_bytes()[..6].iter().all(u8::is_ascii_digit) && name.as_bytes()[6] == b'-';
+    if !cycle_ok || !seq_ok || name.contains('/') {
+        return None;
+    }
+    let marker = name.ends_with(MARKER_SUFFIX);
+    let object = name.strip_suffix(MARKER_SUFFIX).unwrap_or(name);
+    Some(Parsed { cycle, marker, full: object.starts_with("000000-full.") })
+}
+
+/// Whether a listing's `last_modified` (or an upload's `initiated`) is older than the rules' minimum age.
+/// An unknown or unreadable time counts as young: nothing is deleted on a guess.
+fn old_enough(time: Option<&str>, rules: &Rules) -> bool {
+    time.and_then(|t| crate::format::time::parse_rfc3339(t).ok()).is_some_and(|t| rules.now - t > rules.min_age)
+}
+
+/// What to delete under `prefix` (no trailing `/`), in order.
+pub(crate) fn plan(prefix: &str, listing: &[ObjectMeta], uploads: &[PendingUpload], rules: &Rules) -> Vec<Step> {
+    let present: BTreeSet<&str> = listing.iter().map(|o| o.key.as_str()).collect();
+    let mut cycles: BTreeMap<&str, Vec<&ObjectMeta>> = BTreeMap::new();
+    let mut complete = BTreeSet::new();
+    for object in listing {
+        let Some(parsed) = parse(prefix, &object.key) else { continue };
+        cycles.entry(parsed.cycle).or_default().push(object);
+        let data = object.key.strip_suffix(MARKER_SUFFIX).unwrap_or(&object.key);
+        if parsed.marker && parsed.full && present.contains(data) {
+            complete.insert(parsed.cycle);
+        }
+    }
+    // Cycles older than the oldest of the newest N complete ones go.
+    let cutoff = rules.keep_cycles.and_then(|n| complete.iter().rev().nth(n.max(1) - 1).copied());
+    let doomed: Vec<&str> = match cutoff {
+        Some(cutoff) => {
+            cycles.keys().copied().filter(|c| *c < cutoff && Some(*c) != rules.checkpoint_cycle.as_deref()).collect()
+        }
+        None => Vec::new(),
+    };
+    let kept = rules.keep_cycles.map_or(0, |n| n.max(1));
+    let why = format!("cycle older than the newest {kept} complete cycle(s)");
+    let mut steps = Vec::new();
+    for pass_markers in [true, false] {
+        for cycle in &doomed {
+            for object in &cycles[cycle] {
+                if object.key.ends_with(MARKER_SUFFIX) == pass_markers {
+                    steps.push(Step::Delete { key: object.key.clone(), reason: why.clone() });
+                }
+            }
+        }
+    }
+    for (cycle, objects) in &cycles {
+        if doomed.contains(cycle) {
+            continue;
+        }
+        for object in objects {
+            let unmarked = !object.key.ends_with(MARKER_SUFFIX)
+                && !present.contains(format!("{}{MARKER_SUFFIX}", object.key).as_str());
+            if unmarked && old_enough(object.last_modified.as_deref(), rules) {
+                let reason = format!("no commit marker, older than {} s", rules.min_age);
+                steps.push(Step::Delete { key: object.key.clone(), reason });
+            }
+        }
+    }
+    let under = format!("{prefix}/");
+    for upload in uploads {
+        if upload.key.starts_with(&under) && old_enough(upload.initiated.as_deref(), rules) {
+            steps.push(Step::Abort {
+                key: upload.key.clone(),
+                upload_id: upload.upload_id.clone(),
+                reason: format!("multipart upload initiated more than {} s ago", rules.min_age),
+            });
+        }
+    }
+    steps
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_id: Option<&'a str>,
+    deleted: bool,
+    reason: &'a str,
+}
+
+/// Runs the prune under `prefix` (as given to `--prefix`, with or without its
+/// trailing `/`): plans, then deletes step by step, printing one line per step.
+pub(crate) fn run(store: &dyn Store, prefix: &str, args: &PruneArgs) -> Result<()> {
+    let prefix = prefix.trim_end_matches('/');
+    let under = format!("{prefix}/");
+    let checkpoint_cycle = match &args.state {
+        Some(path) if path.exists() => {
+            let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+            let state: crate::format::records::State = crate::format::records::read_json(file, "the checkpoint")?;
+            (state.prefix == prefix).then_some(state.cycle)
+        }
+        _ => None,
+    };
+    let rules = Rules {
+        keep_cycles: args.keep_cycles.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        checkpoint_cycle,
+        now: crate::format::time::now_secs(),
+        min_age: i64::try_from(args.min_age).unwrap_or(i64::MAX),
+    };
+    let listing = store.list(&under).with_context(|| format!("listing {under} in {}", store.location()))?;
+    let uploads = store.pending_uploads(&under).with_context(|| format!("listing uploads under {under}"))?;
+    for step in plan(prefix, &listing, &uploads, &rules) {
+        let (key, upload_id, reason) = match &step {
+            Step::Delete { key, reason } => (key, None, reason),
+            Step::Abort { key, upload_id, reason } => (key, Some(upload_id.as_str()), reason),
+        };
+        // The plan only takes listed keys under the prefix; checked again
+        // here because deleting is the one thing that cannot be undone.
+        anyhow::ensure!(key.starts_with(&under), "refusing to delete {key:?}: not under {under:?}");
+        if !args.dry_run {
+            match upload_id {
+                None => store.delete(key).with_context(|| format!("deleting {key:?} from {}", store.location()))?,
+                Some(id) => store.abort_upload(key, id).with_context(|| format!("aborting the upload of {key:?}"))?,
+            }
+            crate::info!("deleted {key}: {reason}");
+        }
+        println!("{}", serde_json::to_string(&Line { key, upload_id, deleted: !args.dry_run, reason })?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_800_000_000;
+
+    fn object(key: &str, age: i64) -> ObjectMeta {
+        ObjectMeta {
+            key: key.into(),
+            last_modified: Some(crate::format::time::format_rfc3339(NOW - age)),
+            ..Default::default()
+        }
+    }
+
+    /// A committed cycle: a full backup and `slices` oplog slices, each with its marker, all old.
+    fn cycle(name: &str, slices: usize, ext: &str) -> Vec<ObjectMeta> {
+        let mut keys = vec![format!("shop/{name}/000000-full.tar.{ext}")];
+        keys.extend(
+            (1..=slices)
+                .map(|s| format!("shop/{name}/{s:06}-oplog-0000000001_0000000001-0000000002_0000000001.tar.{ext}")),
+        );
+        keys.iter().flat_map(|k| [object(k, 10 * DAY), object(&format!("{k}.done"), 10 * DAY)]).collect()
+    }
+
+    fn rules(keep: Option<usize>, checkpoint: Option<&str>) -> Rules {
+        Rules { keep_cycles: keep, checkpoint_cycle: checkpoint.map(str::to_string), now: NOW, min_age: DAY }
+    }
+
+    fn deleted(steps: &[Step]) -> Vec<&str> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Delete { key, .. } | Step::Abort { key, .. } => key.as_str(),
+            })
+            .collect()
+    }
+
+    const C1: &str = "20261101T030000.000001Z";
+    const C2: &str = "20261108T030000.000001Z";
+    const C3: &str = "20261115T030000.000001Z";
+
+    #[test]
+    fn old_cycles_go_markers_first_and_the_newest_stay() {
+        let listing: Vec<_> = [cycle(C1, 2, "gz"), cycle(C2, 1, "zst"), cycle(C3, 1, "gz")].concat();
+        let steps = plan("shop", &listing, &[], &rules(Some(2), None));
+        let keys = deleted(&steps);
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        assert!(keys.iter().all(|k| k.contains(C1)));
+        assert!(keys[..3].iter().all(|k| k.ends_with(".done")) && keys[3..].iter().all(|k| !k.ends_with(".done")));
+        // keep 1: C1 and C2 go, the newest complete cycle stays.
+        let keys = plan("shop", &listing, &[], &rules(Some(1), None));
+        assert!(deleted(&keys).iter().all(|k| !k.contains(C3)) && deleted(&keys).iter().any(|k| k.contains(C2)));
+        // No keep_cycles: no cycle goes.
+        assert!(plan("shop", &listing, &[], &rules(None, None)).is_empty());
+    }
+
+    #[test]
+    fn the_checkpoint_cycle_and_incomplete_newer_cycles_stay() {
+        let mut listing: Vec<_> = [cycle(C1, 1, "gz"), cycle(C2, 1, "gz")].concat();
+        // C3's full backup is stored but not yet marked (a run in progress): C3 is not complete.
+        listing.push(object(&format!("shop/{C3}/000000-full.tar.gz"), 60));
+        let steps = plan("shop", &listing, &[], &rules(Some(1), Some(C1)));
+        assert!(steps.is_empty(), "{steps:?}");
+        let steps = plan("shop", &listing, &[], &rules(Some(1), None));
+        assert_eq!(deleted(&steps).len(), 4);
+        assert!(deleted(&steps).iter().all(|k| k.contains(C1)));
+    }
+
+    #[test]
+    fn a_marker_without_its_full_backup_does_not_make_a_cycle_complete() {
+        let mut listing = cycle(C1, 0, "gz");
+        listing.push(object(&format!("shop/{C2}/000000-full.tar.gz.done"), DAY * 2));
+        let steps = plan("shop", &listing, &[], &rules(Some(1), None));
+        assert!(steps.is_empty(), "{steps:?}");
+    }
+
+    #[test]
+    fn old_unmarked_objects_and_uploads_go_young_ones_stay() {
+        let mut listing = cycle(C2, 0, "gz");
+        listing.push(object(&format!("shop/{C2}/000001-oplog-1_1-2_2.tar.gz"), 2 * DAY));
+        listing.push(object(&format!("shop/{C3}/000000-full.tar.gz"), 3600));
+        listing.push(ObjectMeta { key: format!("shop/{C3}/000001-oplog-x.tar.gz"), ..Default::default() });
+        listing.push(object("shop/notes.txt", 10 * DAY));
+        listing.push(object(&format!("shop/{C1}/sub/000000-full.tar.gz"), 10 * DAY));
+        let uploads = [
+            PendingUpload {
+                key: format!("shop/{C1}/000000-full.tar.gz"),
+                upload_id: "A".into(),
+                initiated: Some(crate::format::time::format_rfc3339(NOW - 2 * DAY)),
+            },
+            PendingUpload {
+                key: format!("shop/{C3}/000000-full.tar.gz"),
+                upload_id: "B".into(),
+                initiated: Some(crate::format::time::format_rfc3339(NOW - 60)),
+            },
+            PendingUpload {
+                key: "shopx/old".into(),
+                upload_id: "C".into(),
+                initiated: Some(crate::format::time::format_rfc3339(NOW - 9 * DAY)),
+            },
+        ];
+        let steps = plan("shop", &listing, &uploads, &rules(Some(1), None));
+        assert_eq!(
+            steps,
+            vec![
+                Step::Delete {
+                    key: format!("shop/{C2}/000001-oplog-1_1-2_2.tar.gz"),
+                    reason: "no commit marker, older than 86400 s".into()
+                },
+                Step::Abort {
+                    key: format!("shop/{C1}/000000-full.tar.gz"),
+                    upload_id: "A".into(),
+                    reason: "multipart upload initiated more than 86400 s ago".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn full_backups_only_keep_the_last_n_runs() {
+        // is_inc_backup = 0: every run is a cycle with only its full backup.
+        let names =
+            ["20261101T030000.000001Z", "20261102T030000.000001Z", "20261103T030000.000001Z", "20261104T030000Z"];
+        let listing: Vec<_> = names.iter().flat_map(|n| cycle(n, 0, "gz")).collect();
+        let keys = deleted(&plan("shop", &listing, &[], &rules(Some(2), None))).join(" ");
+        assert!(
+            keys.contains(names[0]) && keys.contains(names[1]) && !keys.contains(names[2]) && !keys.contains(names[3])
+        );
+    }
+}
