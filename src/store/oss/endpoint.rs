@@ -68,7 +68,9 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-fn encode_bytes(text: &str, keep_slash: bool) -> String {
+/// Percent-encodes every byte but `A-Za-z0-9-_.~` (and `/` when `keep_slash`),
+/// upper-case hex: what OSS's URLs and V4's canonical URI and query want.
+pub(crate) fn percent_encode(text: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for &b in text.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
@@ -82,12 +84,12 @@ fn encode_bytes(text: &str, keep_slash: bool) -> String {
 
 /// Percent-encodes a key for the URL path (`/` kept).
 pub fn encode_path(key: &str) -> String {
-    encode_bytes(key, true)
+    percent_encode(key, true)
 }
 
 /// Percent-encodes a query name or value.
 pub fn encode_component(text: &str) -> String {
-    encode_bytes(text, false)
+    percent_encode(text, false)
 }
 
 /// Decodes `%XX` (and `+` as a space, as form encoding does) back to text.

@@ -8,24 +8,13 @@
 
 use reqsign_core::hash::{hex_hmac_sha256, hex_sha256, hmac_sha256};
 
+use super::endpoint::percent_encode;
+
 /// The algorithm name in the Authorization header and StringToSign.
 pub const ALGORITHM: &str = "OSS4-HMAC-SHA256";
 /// Sent as `x-oss-content-sha256`: the body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
-/// Percent-encodes every byte but `A-Za-z0-9-_.~` (and `/` when `keep_slash`),
-/// upper-case hex, as V4 wants for the URI and query.
-pub fn encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// Whether a header is signed without being listed in AdditionalHeaders.
 pub fn is_default_signed(lower_name: &str) -> bool {
@@ -57,12 +46,12 @@ pub fn canonical_request(
 ) -> String {
     let uri = match (bucket.is_empty(), key.is_empty()) {
         (true, _) => "/".to_string(),
-        (false, true) => format!("/{}/", encode(bucket, true)),
-        (false, false) => format!("/{}/{}", encode(bucket, true), encode(key, true)),
+        (false, true) => format!("/{}/", percent_encode(bucket, true)),
+        (false, false) => format!("/{}/{}", percent_encode(bucket, true), percent_encode(key, true)),
     };
     let mut params: Vec<(String, String)> = query
         .iter()
-        .map(|(name, value)| (encode(name, false), encode(value.as_deref().unwrap_or(""), false)))
+        .map(|(name, value)| (percent_encode(name, false), percent_encode(value.as_deref().unwrap_or(""), false)))
         .collect();
     params.sort();
     let query = params
