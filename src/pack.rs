@@ -12,7 +12,9 @@
 //! size, never on the thread count.
 //!
 //! zstd: one zstd frame with a content checksum, compressed by libzstd's own
-//! worker threads; `zstd -d` and `tar --zstd` read it.
+//! worker threads; `zstd -d` and `tar --zstd` read it. Memory grows with the
+//! level's window times the threads: ~56 MB at level 3 on 2 threads, ~360 MB
+//! at level 19.
 //!
 //! gzip: the input is cut into blocks that worker threads deflate in
 //! parallel, each block primed with the last 32 KiB of the one before (as pigz
