@@ -4,7 +4,7 @@ official Python SDK v2 (alibabacloud-oss-v2), as the seed's scripts uploaded
 their tar.gz: the SDK's uploader (multipart, its default part size and
 parallelism), V4 signatures, path-style against the suite's OSS server.
 
-Usage: bench-seed-upload.py ENDPOINT BUCKET REGION KEY FILE
+Usage: seed-upload.py ENDPOINT BUCKET REGION KEY FILE
 Credentials: env OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET.
 """
 
@@ -26,7 +26,7 @@ def main():
     client = oss.Client(cfg)
     result = client.uploader().upload_file(oss.PutObjectRequest(bucket=bucket, key=key), filepath=path)
     if result.status_code != 200:
-        sys.exit(f"bench-seed-upload: {key}: status {result.status_code}")
+        sys.exit(f"seed-upload: {key}: status {result.status_code}")
 
 
 if __name__ == "__main__":
