@@ -237,8 +237,11 @@ async fn generate(
     Ok(())
 }
 
+/// Makes the document with the given `_id`.
+type Maker = fn(&mut shop::Shop, i64) -> Document;
+
 /// The shop's collections: name, share of the bytes in percent, maker.
-const SHOP: [(&str, u64, fn(&mut shop::Shop, i64) -> Document); 3] =
+const SHOP: [(&str, u64, Maker); 3] =
     [("customers", 15, shop::Shop::customer), ("orders", 50, shop::Shop::order), ("events", 35, shop::Shop::event)];
 
 async fn generate_shop(uri: &str, db: &str, size_mb: u64, seed: u64, to_stdout: bool) -> Result<()> {
