@@ -1,4 +1,4 @@
-//! The helper behind `scripts/bench`: starts nothing, only talks to a mongod.
+//! The helper behind `scripts/bench` and `scripts/bench-stages`: starts nothing, only talks to a mongod.
 //!
 //! - `init-rs --port P`: initiates a single-node replica set `rs0` on
 //!   127.0.0.1:P and waits until it is writable.
