@@ -1,4 +1,4 @@
-//! The helper behind `scripts/bench`: starts nothing, only talks to a mongod.
+//! The helper behind `scripts/bench` and `scripts/bench-stages`: starts nothing, only talks to a mongod.
 //!
 //! - `init-rs --port P`: initiates a single-node replica set `rs0` on
 //!   127.0.0.1:P and waits until it is writable.
@@ -7,6 +7,11 @@
 //!   over C collections `NAME_0..`, inserted in unordered batches of ~8 MB,
 //!   collections in parallel. Documents look like application data (ids,
 //!   numbers, words, a date, a nested array) so they compress like real dumps.
+//! - `generate-shop --uri U --db D --size-mb N [--seed S] [--to-stdout]`: about N
+//!   MB of a shop's `customers` (15% of the bytes), `orders` (50%) and `events`
+//!   (35%) with varied text (see `examples/bench/shop.rs`; gzip -6 takes it to
+//!   about a third), inserted as `generate` does; `--to-stdout` writes the BSON
+//!   documents to stdout instead (no server), to check the ratio.
 //! - `drain --uri U --db D [--parallel N]`: reads every collection of D with
 //!   `Collection<RawDocumentBuf>` and `cursor.advance()`/`current()` (no
 //!   decoding, as `mb-dump` reads), N collections at once; prints
@@ -24,6 +29,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
 use mongodb::options::ClientOptions;
 use mongodb::Client;
+
+#[path = "bench/shop.rs"]
+mod shop;
 
 #[derive(Parser)]
 #[command(name = "bench-tool", about = "Data generation and baselines for scripts/bench")]
@@ -56,6 +64,20 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Insert about SIZE_MB MB of customers, orders and events.
+    GenerateShop {
+        #[arg(long, default_value = "")]
+        uri: String,
+        #[arg(long, default_value = "shop")]
+        db: String,
+        #[arg(long)]
+        size_mb: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write BSON to stdout instead of inserting.
+        #[arg(long)]
+        to_stdout: bool,
+    },
     /// Raw cursor drain of every collection of DB.
     Drain {
         #[arg(long)]
@@ -84,6 +106,9 @@ async fn main() -> Result<()> {
         Command::InitRs { port } => init_rs(port).await,
         Command::Generate { uri, db, size_mb, doc_bytes, collections, name, seed } => {
             generate(&uri, &db, size_mb, doc_bytes, collections, &name, seed).await
+        }
+        Command::GenerateShop { uri, db, size_mb, seed, to_stdout } => {
+            generate_shop(&uri, &db, size_mb, seed, to_stdout).await
         }
         Command::Drain { uri, db, parallel } => drain(&uri, &db, parallel).await,
         Command::Workload { uri, db, ops, collection } => workload(&uri, &db, ops, &collection).await,
@@ -208,6 +233,61 @@ async fn generate(
         "{}",
         serde_json::json!({"bytes": bytes, "docs": docs, "collections": collections,
             "seconds": start.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}
+
+/// Makes the document with the given `_id`.
+type Maker = fn(&mut shop::Shop, i64) -> Document;
+
+/// The shop's collections: name, share of the bytes in percent, maker.
+const SHOP: [(&str, u64, Maker); 3] =
+    [("customers", 15, shop::Shop::customer), ("orders", 50, shop::Shop::order), ("events", 35, shop::Shop::event)];
+
+async fn generate_shop(uri: &str, db: &str, size_mb: u64, seed: u64, to_stdout: bool) -> Result<()> {
+    use std::io::Write;
+    let start = Instant::now();
+    if to_stdout {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for (c, (_, share, make)) in SHOP.iter().enumerate() {
+            let mut gen = shop::Shop::new(seed * 10 + c as u64);
+            let (mut bytes, mut id) = (0u64, 0i64);
+            while bytes < size_mb * 10_000 * share {
+                let raw = RawDocumentBuf::from_document(&make(&mut gen, id))?;
+                out.write_all(raw.as_bytes())?;
+                bytes += raw.as_bytes().len() as u64;
+                id += 1;
+            }
+        }
+        return Ok(out.flush()?);
+    }
+    let client = client(uri).await?;
+    let database = client.database(db);
+    let tasks = SHOP.iter().enumerate().map(|(c, &(name, share, make))| {
+        let coll = database.collection::<Document>(name);
+        async move {
+            let mut gen = shop::Shop::new(seed * 10 + c as u64);
+            let (mut bytes, mut docs, mut id) = (0u64, 0u64, 0i64);
+            while bytes < size_mb * 10_000 * share {
+                let (mut batch, mut batch_bytes) = (Vec::new(), 0u64);
+                while batch_bytes < 8_000_000 && bytes + batch_bytes < size_mb * 10_000 * share {
+                    let d = make(&mut gen, id);
+                    id += 1;
+                    batch_bytes += RawDocumentBuf::from_document(&d)?.as_bytes().len() as u64;
+                    batch.push(d);
+                }
+                bytes += batch_bytes;
+                docs += batch.len() as u64;
+                coll.insert_many(batch).ordered(false).await?;
+            }
+            Ok::<_, anyhow::Error>((bytes, docs))
+        }
+    });
+    let results: Vec<(u64, u64)> = stream::iter(tasks).buffer_unordered(3).try_collect().await?;
+    let (bytes, docs) = results.iter().fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1));
+    println!(
+        "{}",
+        serde_json::json!({"bytes": bytes, "docs": docs, "collections": 3, "seconds": start.elapsed().as_secs_f64()})
     );
     Ok(())
 }

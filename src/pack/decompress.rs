@@ -1,10 +1,11 @@
-//! Strict gzip decompression: every member, and nothing but gzip.
+//! Strict gzip and zstd decompression: every member, and nothing else.
 //!
 //! We parse the members ourselves around a raw inflater instead of using
 //! flate2's `MultiGzDecoder`, which reports trailing garbage and non-gzip
 //! input alike as "invalid gzip header" and a cut stream as a bare
 //! `UnexpectedEof`; a backup restore needs to say which it was, and must
-//! never treat any of them as success.
+//! never treat any of them as success. A member may also be a zstd frame
+//! (`zstd_frame`), told apart by its magic, so chains that mix codecs restore.
 //!
 //! Inflating is inherently serial. When threaded, one thread reads the input
 //! in chunks and one writes the output while this thread inflates, all joined
@@ -18,6 +19,8 @@ use flate2::{Crc, Decompress, FlushDecompress, Status};
 
 use super::{read_full, WriterGone};
 use crate::cli::integrity;
+
+mod zstd_frame;
 
 /// How to decompress.
 #[derive(Debug, Clone)]
@@ -37,7 +40,7 @@ pub struct DecompressSummary {
     pub bytes_in: u64,
     /// Decompressed bytes written.
     pub bytes_out: u64,
-    /// Gzip members decompressed.
+    /// Gzip members and zstd frames decompressed.
     pub members: u64,
 }
 
@@ -95,33 +98,43 @@ fn write_chunks(
     out.flush().with_context(|| format!("writing {name}"))
 }
 
-/// Inflates members until the input ends; the heart of `decompress`.
+/// Decompresses members (gzip members and zstd frames, told apart by their
+/// magic) until the input ends; the heart of `decompress`.
 fn inflate_all(source: &mut Source, sink: &mut Sink<'_>) -> Result<DecompressSummary> {
     let mut z = Decompress::new(false);
     let mut members = 0u64;
     let mut bytes_out = 0u64;
+    let mut last = "gzip member";
     loop {
         let start = source.position();
         let Some(first) = source.byte()? else {
             if members == 0 {
-                return Err(integrity("input is empty (not a gzip stream)"));
+                return Err(integrity("input is empty (not a gzip or zstd stream)"));
             }
             break;
         };
-        let second = source.byte()?;
-        if (first, second) != (0x1f, Some(0x8b)) {
-            if first == 0x1f && second.is_none() {
-                return Err(integrity(TRUNCATED));
+        let mut magic = vec![Some(first), source.byte()?];
+        if magic[..2] == [Some(zstd_frame::MAGIC[0]), Some(zstd_frame::MAGIC[1])] {
+            magic.extend([source.byte()?, source.byte()?]);
+        }
+        let is_prefix = |of: &[u8]| magic.iter().flatten().eq(of.iter().take(magic.iter().flatten().count()));
+        if magic.iter().flatten().eq(zstd_frame::MAGIC.iter()) {
+            members += 1;
+            bytes_out += zstd_frame::decode_frame(source, sink, members)?;
+            last = "zstd frame";
+            continue;
+        }
+        if magic[..2] != [Some(0x1f), Some(0x8b)] {
+            if magic.contains(&None) && (is_prefix(&[0x1f, 0x8b]) || is_prefix(&zstd_frame::MAGIC)) {
+                return Err(integrity(if first == 0x1f { TRUNCATED } else { zstd_frame::TRUNCATED }));
             }
             if members == 0 {
-                return Err(integrity(format!(
-                    "input is not gzip (it starts with bytes {})",
-                    hex(&[Some(first), second])
-                )));
+                return Err(integrity(format!("input is not gzip or zstd (it starts with bytes {})", hex(&magic))));
             }
-            return Err(integrity(format!("input has trailing data after the last gzip member (at byte {start})")));
+            return Err(integrity(format!("input has trailing data after the last {last} (at byte {start})")));
         }
         members += 1;
+        last = "gzip member";
         read_header(source, members)?;
         bytes_out += inflate_member(&mut z, source, sink, members)?;
     }

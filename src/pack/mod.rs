@@ -1,5 +1,5 @@
-//! The codecs: parallel gzip compression and checked decompression behind
-//! `mb-pack`, and the age format behind `mb-crypt`.
+//! The codecs: zstd and parallel gzip compression, and checked decompression
+//! of either, behind `mb-pack`; the age format behind `mb-crypt`.
 //!
 //! The stage (`src/stages/pack.rs`) parses flags and opens the files; this
 //! room only turns bytes into bytes.
@@ -7,9 +7,30 @@
 pub mod age;
 mod compress;
 mod decompress;
+mod zstd_compress;
 
 pub use compress::{compress, CompressOptions};
 pub use decompress::{decompress, DecompressOptions};
+pub use zstd_compress::{compress_zstd, ZstdOptions, MAX_LEVEL as ZSTD_MAX_LEVEL};
+
+/// The compressed formats mb-pack writes (it reads both whatever this says).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// One zstd frame (`.tar.zst`), level 3 by default.
+    Zstd,
+    /// One gzip member (`.tar.gz`), level 6 by default.
+    Gzip,
+}
+
+impl Codec {
+    /// What a key ends with after `.tar`: `.zst` or `.gz`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Codec::Zstd => ".zst",
+            Codec::Gzip => ".gz",
+        }
+    }
+}
 
 /// Marks "the writer thread hung up" in both directions; its own error says why.
 #[derive(Debug)]

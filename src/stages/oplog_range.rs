@@ -2,8 +2,8 @@
 //! checkpoint once it is stored.
 //!
 //! ```text
-//! Usage: mb-oplog-range [--uri URI | --config FILE] --state FILE [--period DAYS] [--db NAME]...
-//!        mb-oplog-range --full [--db NAME]...              (a new cycle, no server asked)
+//! Usage: mb-oplog-range [--uri URI | --config FILE] --state FILE [--period DAYS] [--db NAME]... [--codec zstd|gzip]
+//!        mb-oplog-range --full [--db NAME]... [--codec zstd|gzip]              (a new cycle, no server asked)
 //!        mb-oplog-range --commit --state FILE --range R --manifest M --put P
 //!
 //! Reads the last checkpoint from the state file (missing: none) and asks the
@@ -15,10 +15,11 @@
 //! The server is one replica set member, chosen by the read preference among
 //! those that have applied the oplog through the checkpoint (waiting up to
 //! --max-lag); the record names it (`member`) for mb-dump.
-//! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.gz or
-//! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.gz (timestamps as zero-padded `t_i`), so
-//! a listing sorts into the chain. CYCLE is the cycle's start time to the
-//! microsecond (`20261124T031500.123456Z`): two full backups never share a key.
+//! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.zst or
+//! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.zst (timestamps as zero-padded `t_i`;
+//! `.tar.gz` with --codec gzip), so a listing sorts into the chain. CYCLE is
+//! the cycle's start time to the microsecond (`20261124T031500.123456Z`): two
+//! full backups never share a key.
 //!
 //! --commit writes the new checkpoint after mb-oss-put confirmed the object:
 //! it checks that the manifest covers exactly the range and the put record
@@ -61,6 +62,9 @@ pub(crate) struct Args {
     /// Key prefix of the chain's objects; default: the databases joined by `+`, or `all`.
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
+    /// The codec mb-pack compresses with: the key's extension (`.tar.zst`, `.tar.gz`).
+    #[arg(long, value_enum, default_value_t = crate::pack::Codec::Zstd)]
+    codec: crate::pack::Codec,
     /// Print a full-backup record for a new cycle without asking the server.
     #[arg(long, conflicts_with = "commit")]
     full: bool,
@@ -93,13 +97,14 @@ pub fn run() -> Result<()> {
     if args.period.is_nan() || args.period < 0.0 {
         return Err(usage(format!("--period must be a number of days, not {}", args.period)));
     }
-    let record = if args.full {
+    let mut record = if args.full {
         full_record(&databases, &prefix, "asked for a full backup")
     } else {
         let state_path = args.state.as_deref().ok_or_else(|| usage("--state FILE is needed (or --full)"))?;
         let state = read_state(state_path)?;
         tokio::runtime::Runtime::new()?.block_on(decide(&args, config.as_ref(), state, databases, prefix))?
     };
+    record.key.push_str(args.codec.extension());
     if record.kind == Kind::Full {
         info!("next: full backup, new cycle {} ({})", record.cycle, record.reason);
     } else {
@@ -123,7 +128,7 @@ fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord 
         from: None,
         to: None,
         databases: databases.to_vec(),
-        key: format!("{prefix}/{cycle}/{:06}-full.tar.gz", 0),
+        key: format!("{prefix}/{cycle}/{:06}-full.tar", 0),
         cycle,
         seq: 0,
         reason: reason.into(),
@@ -207,7 +212,7 @@ async fn decide_on(
         databases,
         // Zero-padded so that keys sort as their timestamps do.
         key: format!(
-            "{prefix}/{}/{seq:06}-oplog-{:010}_{:010}-{:010}_{:010}.tar.gz",
+            "{prefix}/{}/{seq:06}-oplog-{:010}_{:010}-{:010}_{:010}.tar",
             state.cycle, state.to.t, state.to.i, newest.t, newest.i
         ),
         cycle: state.cycle,

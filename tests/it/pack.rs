@@ -1,6 +1,7 @@
 //! mb-pack: round trips through the real binary, interoperability with the
 //! system `gzip`, and exit 3 on every kind of bad gzip input (fixtures in
 //! `tests/fixtures/mb-pack/`, made with `gzip -n` and then cut or altered).
+//! The zstd codec's cases are in `pack_zstd.rs`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -12,7 +13,7 @@ const BLOCK: usize = 64 << 10;
 
 /// Deterministic data alternating JSON-ish text and noise, so blocks differ
 /// in how well they compress.
-fn mixed(len: usize) -> Vec<u8> {
+pub(crate) fn mixed(len: usize) -> Vec<u8> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let text = b"{\"_id\": {\"$oid\": \"65f0c0ffee\"}, \"shop\": \"orders\", \"qty\": 3}\n";
     (0..len)
@@ -29,13 +30,18 @@ fn mixed(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn pack(args: &[&str], input: &[u8]) -> Vec<u8> {
+pub(crate) fn pack(args: &[&str], input: &[u8]) -> Vec<u8> {
     let output = run_with_input(stage("mb-pack").args(args), input);
     assert_ok(&output);
     output.stdout
 }
 
-fn have(tool: &str) -> bool {
+/// Compresses as gzip (`--codec gzip` before `args`).
+fn pack_gzip(args: &[&str], input: &[u8]) -> Vec<u8> {
+    pack(&[&["--codec", "gzip"][..], args].concat(), input)
+}
+
+pub(crate) fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
@@ -53,7 +59,7 @@ fn round_trips_sizes_and_thread_counts() {
         let data = mixed(len);
         let mut first: Option<Vec<u8>> = None;
         for threads in ["1", "2", "4"] {
-            let gz = pack(&["-j", threads, "--block-size", &block], &data);
+            let gz = pack_gzip(&["-j", threads, "--block-size", &block], &data);
             // The bytes depend on level and block size only, not on threads.
             if let Some(first) = &first {
                 assert!(first == &gz, "len {len}: -j {threads} output differs from -j 1");
@@ -74,7 +80,7 @@ fn round_trips_several_mib_with_default_blocks() {
     for len in [mb - 1, mb, mb + 1, 5 * mb + 4321] {
         let data = mixed(len);
         for args in [&["-1"][..], &[], &["-9", "-j", "3"], &["-l", "4", "-j", "1"]] {
-            let gz = pack(args, &data);
+            let gz = pack_gzip(args, &data);
             assert!(gz.len() < data.len(), "{args:?} did not compress");
             assert!(pack(&["-d"], &gz) == data, "len {len}, {args:?}");
             if gzip {
@@ -86,7 +92,7 @@ fn round_trips_several_mib_with_default_blocks() {
 
 #[test]
 fn empty_input_compresses_to_a_valid_empty_gzip() {
-    let gz = pack(&[], b"");
+    let gz = pack_gzip(&[], b"");
     assert_eq!(&gz[..2], &[0x1f, 0x8b]);
     assert_eq!(gz.len(), 20);
     assert!(pack(&["-d"], &gz).is_empty());
@@ -120,8 +126,8 @@ fn reads_every_member_of_concatenated_gzip() {
     assert!(pack(&["-d"], &gz) == want);
     // Our own output concatenated, as `cat a.gz b.gz` would make it.
     let (a, b) = (mixed(200_000), mixed(70_000));
-    let mut both = pack(&["--block-size", "64K"], &a);
-    both.extend(pack(&[], &b));
+    let mut both = pack_gzip(&["--block-size", "64K"], &a);
+    both.extend(pack_gzip(&[], &b));
     let mut want = a;
     want.extend(b);
     assert!(pack(&["-d", "-j", "1"], &both) == want);
@@ -152,7 +158,7 @@ fn bad_inputs_exit_3() {
 
 #[test]
 fn cut_anywhere_is_never_success() {
-    let gz = pack(&["--block-size", "64K"], &mixed(300_000));
+    let gz = pack_gzip(&["--block-size", "64K"], &mixed(300_000));
     for cut in [1, 2, 9, 10, 11, gz.len() / 3, gz.len() / 2, gz.len() - 9, gz.len() - 8, gz.len() - 1] {
         let output = run_with_input(stage("mb-pack").arg("-d"), &gz[..cut]);
         assert_fails_with(&output, 3, "input is truncated");
@@ -161,7 +167,7 @@ fn cut_anywhere_is_never_success() {
 
 #[test]
 fn every_flipped_header_and_trailer_byte_is_caught() {
-    let gz = pack(&[], &mixed(100_000));
+    let gz = pack_gzip(&[], &mixed(100_000));
     // Byte 3 (FLG) set to FEXTRA/FNAME etc. may parse as a different header;
     // whatever the byte, the result must not be success.
     for at in (0..10).chain(gz.len() - 8..gz.len()) {
@@ -210,15 +216,24 @@ fn files_in_and_out() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in
-        [&["-l", "0"][..], &["-l", "10"], &["-0"], &["-j", "0"], &["--block-size", "1K"], &["-d", "-9"], &["--bogus"]]
-    {
+    for args in [
+        &["-l", "0"][..],
+        &["--codec", "gzip", "-l", "10"],
+        &["-l", "20"],
+        &["-d", "--codec", "zstd"],
+        &["-0"],
+        &["-j", "0"],
+        &["--block-size", "1K"],
+        &["-d", "-9"],
+        &["--bogus"],
+    ] {
         let output = stage("mb-pack").args(args).stdin(Stdio::null()).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
     }
     let output = stage("mb-pack").arg("--help").output().unwrap();
     assert_ok(&output);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("--block-size"));
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(help.contains("--block-size") && help.contains("--codec"), "{help}");
 }
 
 #[test]

@@ -68,7 +68,7 @@ fn several_databases_and_a_plus_in_a_name_list_and_restore() {
         assert_ok(&list);
         let listed = String::from_utf8_lossy(&list.stdout).into_owned();
         let prefix = dbs.join("+");
-        assert!(listed.starts_with(&format!("{prefix}/")) && listed.contains("-full.tar.gz"), "{db_name}: {listed}");
+        assert!(listed.starts_with(&format!("{prefix}/")) && listed.contains("-full.tar.zst"), "{db_name}: {listed}");
         let uri = target.uri();
         assert_ok(&setup.restore(&["--uri", &uri, "--drop"]));
         for db in &dbs {
@@ -240,7 +240,7 @@ fn a_rerun_replaces_an_uncommitted_object_and_full_keys_are_unique() {
         assert_ok(&output);
         let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let key = record["key"].as_str().unwrap().to_string();
-        assert!(key.starts_with("rc_rerun/") && key.ends_with("/000000-full.tar.gz"), "{key}");
+        assert!(key.starts_with("rc_rerun/") && key.ends_with("/000000-full.tar.zst"), "{key}");
         assert!(keys.insert(key.clone()), "two full backups share {key}");
     }
 }
@@ -261,7 +261,7 @@ fn dry_run_and_to_dir_count_the_oplog_and_a_failed_dump_leaves_no_file() {
         }
     });
     assert_ok(&setup.backup());
-    let objects: Vec<String> = setup.stored_keys().into_iter().filter(|k| k.ends_with(".tar.gz")).collect();
+    let objects: Vec<String> = setup.stored_keys().into_iter().filter(|k| k.ends_with(".tar.zst")).collect();
     assert_eq!(objects.len(), 2, "{objects:?}");
     let mut stream = Vec::new();
     for key in &objects {
@@ -316,7 +316,7 @@ fn the_log_keeps_the_whole_reason_and_a_corrupt_download_is_removed() {
         stderr_of(&gap)
     );
 
-    let object = setup.stored_keys().into_iter().rfind(|k| k.ends_with("-full.tar.gz")).unwrap();
+    let object = setup.stored_keys().into_iter().rfind(|k| k.ends_with("-full.tar.zst")).unwrap();
     let path = setup.root.join("store/backups").join(&object);
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;

@@ -224,7 +224,7 @@ fn full_only_backups_each_restore() {
     let keys = setup.stored_keys();
     assert_eq!(keys.len(), 4, "two backups and their commit markers: {keys:?}");
     assert!(
-        keys.iter().all(|k| k.ends_with("/000000-full.tar.gz") || k.ends_with("/000000-full.tar.gz.done")),
+        keys.iter().all(|k| k.ends_with("/000000-full.tar.zst") || k.ends_with("/000000-full.tar.zst.done")),
         "{keys:?}"
     );
     assert!(setup.state_bytes().is_none(), "full-only backups keep no checkpoint");

@@ -15,7 +15,6 @@ pub const ALGORITHM: &str = "OSS4-HMAC-SHA256";
 /// Sent as `x-oss-content-sha256`: the body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
-
 /// Whether a header is signed without being listed in AdditionalHeaders.
 pub fn is_default_signed(lower_name: &str) -> bool {
     lower_name.starts_with("x-oss-") || lower_name == "content-type" || lower_name == "content-md5"
