@@ -65,41 +65,69 @@ pub(crate) fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result
 /// A file that appears at its path only once complete: written to a temp
 /// file beside it, then synced and renamed into place by [`AtomicFile::commit`].
 /// Dropped without a commit, the temp file is removed and the path untouched.
+///
+/// A path that already exists and is not a regular file (`/dev/null`, a FIFO,
+/// `/dev/stdout`) is written directly: renaming over it would replace a
+/// device with a plain file.
 pub(crate) struct AtomicFile<'a> {
-    temp: tempfile::NamedTempFile,
+    target: Target,
     path: &'a Path,
 }
 
+enum Target {
+    Temp(tempfile::NamedTempFile),
+    Direct(File),
+}
+
 impl<'a> AtomicFile<'a> {
-    /// A temp file named `<prefix>XXXXXX` in `path`'s directory.
+    /// A temp file named `<prefix>XXXXXX` in `path`'s directory (or `path`
+    /// itself, when it is a device or a pipe).
     pub(crate) fn create(path: &'a Path, prefix: &str) -> Result<Self> {
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if special {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            return Ok(AtomicFile { target: Target::Direct(file), path });
+        }
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let temp = tempfile::Builder::new()
             .prefix(prefix)
             .tempfile_in(dir)
             .with_context(|| format!("creating a temp file beside {}", path.display()))?;
-        Ok(AtomicFile { temp, path })
+        Ok(AtomicFile { target: Target::Temp(temp), path })
     }
 
-    /// Another handle on the temp file, to write from elsewhere (a thread).
+    /// Another handle on the file, to write from elsewhere (a thread).
     pub(crate) fn reopen(&self) -> Result<File> {
-        self.temp.reopen().with_context(|| format!("opening {}", self.temp.path().display()))
+        match &self.target {
+            Target::Temp(temp) => temp.reopen().with_context(|| format!("opening {}", temp.path().display())),
+            Target::Direct(file) => file.try_clone().with_context(|| format!("opening {}", self.path.display())),
+        }
     }
 
-    /// The temp file's path (to set its mode before the rename).
-    pub(crate) fn path(&self) -> &Path {
-        self.temp.path()
+    /// The mode the file gets at the path (a device or pipe keeps its own).
+    pub(crate) fn set_mode(&self, mode: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let Target::Temp(temp) = &self.target else { return Ok(()) };
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", temp.path().display()))
     }
 
-    /// The temp file, to write into.
+    /// The file, to write into.
     pub(crate) fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+        match &mut self.target {
+            Target::Temp(temp) => temp.as_file_mut(),
+            Target::Direct(file) => file,
+        }
     }
 
     /// Syncs the temp file and renames it to the path.
     pub(crate) fn commit(self) -> Result<()> {
-        self.temp.as_file().sync_all().with_context(|| format!("syncing {}", self.temp.path().display()))?;
-        self.temp.persist(self.path).with_context(|| format!("renaming into {}", self.path.display()))?;
+        let Target::Temp(temp) = self.target else { return Ok(()) };
+        temp.as_file().sync_all().with_context(|| format!("syncing {}", temp.path().display()))?;
+        temp.persist(self.path).with_context(|| format!("renaming into {}", self.path.display()))?;
         Ok(())
     }
 }

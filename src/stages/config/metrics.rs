@@ -188,7 +188,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let mut file = crate::cli::io::AtomicFile::create(path, ".mb-metrics")?;
     file.file().write_all(text.as_bytes()).context("writing the metrics")?;
     // The collector runs as another user; the metrics hold no secret.
-    std::fs::set_permissions(file.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    file.set_mode(0o644)?;
     file.commit()
 }
 
