@@ -139,3 +139,37 @@ pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> R
     file.file().write_all(b"\n").with_context(|| format!("writing {}", path.display()))?;
     file.commit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    /// `mb-dump -o /dev/null` once renamed a regular file over the device. A
+    /// FIFO stands in for it here: it must still be a FIFO afterwards, and hold
+    /// what was written.
+    #[test]
+    fn a_pipe_or_device_is_written_in_place_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        // Read-write: opening a FIFO so never blocks on Linux, and keeps it open.
+        let mut held = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        let mut file = AtomicFile::create(&fifo, ".mb-").unwrap();
+        file.file().write_all(b"through the pipe").unwrap();
+        file.commit().unwrap();
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+        let mut got = [0u8; 16];
+        held.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"through the pipe");
+
+        // A regular file still appears only at commit.
+        let plain = dir.path().join("plain");
+        let mut file = AtomicFile::create(&plain, ".mb-").unwrap();
+        file.file().write_all(b"x").unwrap();
+        assert!(!plain.exists());
+        file.commit().unwrap();
+        assert_eq!(std::fs::read(&plain).unwrap(), b"x");
+    }
+}
