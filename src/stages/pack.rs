@@ -125,6 +125,9 @@ pub fn run() -> anyhow::Result<()> {
     let input_name = display_name(args.input.as_deref(), "stdin");
     let output_name = display_name(args.output.as_deref(), "stdout");
     let to_file = !cli::io::is_std(args.output.as_deref());
+    if args.codec == Codec::Gzip && args.level.is_some_and(|l| l > 9) {
+        return Err(usage("gzip levels are 1 to 9"));
+    }
 
     if !args.decompress && !to_file && std::io::stdout().is_terminal() {
         // As gzip: binary on a terminal is never what was meant.

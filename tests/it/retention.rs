@@ -84,7 +84,7 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     assert_ok(&setup.backup());
     hashes.push(source.db_hash(db).1);
     let c3 = cycles(&oss, db).last().unwrap().clone();
-    let full = |c: &str| format!("{db}/{c}/000000-full.tar.gz");
+    let full = |c: &str| format!("{db}/{c}/000000-full.tar.zst");
     let expected: BTreeSet<String> = [
         full(&c2),
         full(&c2) + ".done",
@@ -141,7 +141,7 @@ fn a_prune_cut_short_leaves_every_marked_object_restorable() {
     oss.clear_faults();
     let rerun = setup.script_with("mb-prune", &setup.config).args(["--keep-cycles", "1"]).output().unwrap();
     assert_ok(&rerun);
-    let full = format!("{db}/{}/000000-full.tar.gz", names[2]);
+    let full = format!("{db}/{}/000000-full.tar.zst", names[2]);
     assert_eq!(oss.keys(BUCKET), vec![full.clone(), full + ".done"]);
 }
 
