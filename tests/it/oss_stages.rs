@@ -413,7 +413,7 @@ fn config_file_supplies_what_flags_and_env_do_not() {
 /// discard bucket (the server keeps only size and CRC). Run by scripts/bench:
 /// `cargo test --release --test it -- --ignored --nocapture two_gib`.
 #[test]
-#[ignore = "slow: 2 GiB upload, run by scripts/bench"]
+#[ignore = "slow: a 2 GiB upload; run it with cargo test --release --test it -- --ignored two_gib"]
 fn two_gib_upload_memory_stays_bounded() {
     use std::io::Write;
     use std::process::Stdio;
