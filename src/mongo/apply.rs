@@ -190,7 +190,7 @@ impl<'a> Restore<'a> {
         // Only before a full backup: a slice alone replays onto what is there.
         if let (Target::Server(client), true, Kind::Full) = (&self.target, self.options.drop, header.kind) {
             let dropped = crate::mongo::restore::drop_scope(client, &header.databases, &self.ns_map).await?;
-            info!("--drop: dropped {dropped} collection(s) of the self.target in the backup's scope");
+            info!("--drop: dropped {dropped} collection(s) of the target in the backup's scope");
         }
         info!("reading {} backup from {} ({})", header.kind, header.source, header.created);
         self.archive = Some(Archive {
