@@ -252,6 +252,9 @@ fn backups_go_to_oss_and_restore_from_it() {
     let db = "scripts_oss";
     crate::support::data::populate(&source.client(), db, 1500);
     let setup = Setup::with_oss(source, db, &oss, "db-backup", &oss.secret());
+    // Backups in IA; their commit markers stay Standard (mb-verify reads them).
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, format!("{config}storage_class = IA\n")).unwrap();
 
     let full = setup.backup();
     assert_ok(&full);
@@ -261,6 +264,11 @@ fn backups_go_to_oss_and_restore_from_it() {
     let keys = oss.keys("db-backup");
     assert_eq!(keys.len(), 4, "two objects and their commit markers in OSS: {keys:?}");
     assert!(!setup.root.join("store").exists(), "with OSS, db_backup_root_path holds only the state");
+    for key in &keys {
+        let class = oss.object("db-backup", key).unwrap().options.storage_class;
+        let expected = if key.ends_with(".done") { "Standard" } else { "IA" };
+        assert_eq!(class.as_deref(), Some(expected), "{key}");
+    }
     for output in [&full, &slice] {
         assert!(!stderr_of(output).contains(&oss.secret()), "the secret leaked: {}", stderr_of(output));
     }
