@@ -17,6 +17,7 @@
 //! | 5 | oplog gap: the oplog rolled past the position a backup needed |
 
 pub(crate) mod io;
+pub mod malloc;
 
 use std::fmt;
 use std::process::ExitCode;
