@@ -162,6 +162,13 @@ impl Replayer {
             self.flush().await?;
             return self.apply_transaction(ops, ts).await.map(|()| Flow::Continue);
         }
+        self.apply_in_order(ops, ts).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Queues the writes and runs the commands as themselves, in order: a
+    /// command waits for the writes before it.
+    async fn apply_in_order(&mut self, ops: Vec<Document>, ts: Ts) -> Result<()> {
         for op in ops {
             if op.get_str("op") == Ok("c") {
                 self.flush().await?;
@@ -170,7 +177,7 @@ impl Replayer {
                 self.queue(op, ts).await?;
             }
         }
-        Ok(Flow::Continue)
+        Ok(())
     }
 
     /// Applies what is queued.
@@ -207,14 +214,7 @@ impl Replayer {
         if ops.iter().any(|op| op.get_str("op") == Ok("c")) {
             // Collections and indexes created inside the transaction: the
             // commands run as themselves, in order, between the writes.
-            for op in ops {
-                if op.get_str("op") == Ok("c") {
-                    self.flush().await?;
-                    self.apply_command(op, ts).await?;
-                } else {
-                    self.queue(op, ts).await?;
-                }
-            }
+            self.apply_in_order(ops, ts).await?;
             return self.flush().await;
         }
         let mut batches: Vec<Vec<Document>> = vec![Vec::new()];
