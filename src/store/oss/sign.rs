@@ -303,17 +303,7 @@ mod tests {
             security_token: None,
             expires_in: None,
         };
-        let query: Vec<(String, Option<String>)> = [
-            ("param1", "value1"),
-            ("+param1", "value3"),
-            ("|param1", "value4"),
-            ("+param2", ""),
-            ("|param2", ""),
-            ("param2", ""),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
-        .collect();
+        let query = crate::store::oss::sign_v4::tests::vector_query();
         let mut headers: Vec<(String, String)> = [
             ("x-oss-head1", "value"),
             ("abc", "value"),

@@ -129,7 +129,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// The request of Alibaba's published V4 vectors: Go SDK v2
@@ -154,7 +154,8 @@ mod tests {
         headers
     }
 
-    fn vector_query() -> Vec<(String, Option<String>)> {
+    /// The query of Alibaba's published V4 vectors (sign.rs's tests use it too).
+    pub(in crate::store::oss) fn vector_query() -> Vec<(String, Option<String>)> {
         [
             ("param1", "value1"),
             ("+param1", "value3"),

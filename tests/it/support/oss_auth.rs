@@ -49,6 +49,19 @@ pub struct Denied {
     pub extra: Vec<(&'static str, String)>,
 }
 
+/// OSS's SignatureDoesNotMatch answer: what it computed, for the client to compare.
+fn signature_mismatch(given: &str, id: &str, string_to_sign: String, canonical: Option<String>) -> Denied {
+    let mut extra = vec![("SignatureProvided", given.to_string()), ("StringToSign", string_to_sign)];
+    extra.extend(canonical.map(|c| ("CanonicalRequest", c)));
+    extra.push(("OSSAccessKeyId", id.to_string()));
+    Denied {
+        status: 403,
+        code: "SignatureDoesNotMatch",
+        message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into(),
+        extra,
+    }
+}
+
 fn denied(status: u16, code: &'static str, message: &str) -> Denied {
     Denied { status, code, message: message.to_string(), extra: Vec::new() }
 }
@@ -243,17 +256,7 @@ fn check_v4(auth: &Auth, now: SystemTime, request: &Signed<'_>, fields: &str) ->
     }
     let expected = hex::encode(hmac256(&signing_key, string_to_sign.as_bytes()));
     if expected != given {
-        return Err(Denied {
-            status: 403,
-            code: "SignatureDoesNotMatch",
-            message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into(),
-            extra: vec![
-                ("SignatureProvided", given.to_string()),
-                ("StringToSign", string_to_sign),
-                ("CanonicalRequest", canonical),
-                ("OSSAccessKeyId", id.to_string()),
-            ],
-        });
+        return Err(signature_mismatch(given, id, string_to_sign, Some(canonical)));
     }
     Ok(())
 }
@@ -370,16 +373,7 @@ fn check_v1(auth: &Auth, now: SystemTime, request: &Signed<'_>, rest: &str) -> R
     use base64::Engine;
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     if expected != given {
-        return Err(Denied {
-            status: 403,
-            code: "SignatureDoesNotMatch",
-            message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into(),
-            extra: vec![
-                ("SignatureProvided", given.to_string()),
-                ("StringToSign", string_to_sign),
-                ("OSSAccessKeyId", id.to_string()),
-            ],
-        });
+        return Err(signature_mismatch(given, id, string_to_sign, None));
     }
     Ok(())
 }
