@@ -7,6 +7,7 @@
 //! CRC-64 and document count in PAX records, so a reader can check it before
 //! it writes a single document of it.
 
+pub(crate) mod bson_check;
 pub(crate) mod chunk;
 pub(crate) mod read;
 
@@ -254,30 +255,6 @@ pub(crate) fn split_documents(data: &[u8]) -> Result<Vec<&[u8]>> {
         at += len as usize;
     }
     Ok(docs)
-}
-
-/// Checks every element of a BSON document (what `--dry-run` promises).
-pub(crate) fn validate_document(doc: &[u8]) -> Result<()> {
-    let raw = bson::RawDocument::from_bytes(doc).context("bad BSON document")?;
-    validate_raw(raw)
-}
-
-fn validate_raw(raw: &bson::RawDocument) -> Result<()> {
-    for element in raw {
-        let (_, value) = element.context("bad BSON element")?;
-        match value {
-            bson::RawBsonRef::Document(d) => validate_raw(d)?,
-            bson::RawBsonRef::Array(a) => {
-                for item in a {
-                    if let bson::RawBsonRef::Document(d) = item.context("bad BSON array element")? {
-                        validate_raw(d)?;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ fn damaged_streams_fail_naming_the_problem() {
         ("truncated.tar", "fixture/people.bson.000001: stream cut short"),
         ("corrupt-crc.tar", "fixture/people.bson.000001: CRC-64 mismatch"),
         ("bad-bson.tar", "fixture/notes.bson.000001: bad BSON at byte 0"),
+        // Nested 50,000 deep: refused, where the reader's stack once overflowed (abort).
+        ("deep-bson.tar", "document 50: bad BSON at byte 1200 of the document: nested deeper than mongod allows"),
         ("no-manifest.tar", "cut short"),
         ("missing-chunk.tar", "fixture.notes does not match the manifest"),
         ("not-a-tar.bin", "corrupt tar stream"),

@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use bson::{Bson, Document};
 use tokio::sync::mpsc;
 
-use super::{split_documents, validate_document, EntryName, PAX_CRC64, PAX_DOCS};
+use super::bson_check::validate_document;
+use super::{split_documents, EntryName, PAX_CRC64, PAX_DOCS};
 use crate::cli::integrity;
 use crate::format::records::{Header, Manifest};
 
