@@ -10,7 +10,6 @@ use mongodb::Client;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::cli::integrity;
 use crate::format::records::Header;
 use crate::format::tar::split_documents;
 use crate::info;
@@ -118,30 +117,111 @@ pub(crate) struct Inserted {
     pub(crate) unique_conflicts: u64,
 }
 
+/// Most bytes of documents in one insert command: a command may hold 16 MiB
+/// (what wraps the documents fits in the 16 KiB the server allows beyond).
+const INSERT_BYTES: usize = 16 << 20;
+/// Most documents in one insert command (the server's maxWriteBatchSize).
+const INSERT_DOCUMENTS: usize = 100_000;
+/// The most an insert's reply may need, kept under the 16 MiB the server can
+/// send: when every document is refused (a restore run again), each refusal
+/// names the duplicate key (up to the document's size) twice, with the
+/// namespace and index. Past 16 MiB the server drops the connection instead
+/// (100,000 small documents: an 18.8 MB reply, "I/O error: unexpected end of file").
+const REPLY_BYTES: usize = 12 << 20;
+
+/// The most the reply's refusal of `document` can take.
+fn refusal_bytes(document: &[u8]) -> usize {
+    512 + 2 * document.len()
+}
+
 /// Inserts one chunk; documents the target refuses as duplicates are
 /// sorted into identical ones (harmless) and conflicts (counted).
+///
+/// The chunk's documents go out as they are, in `insert` commands built
+/// here, not through the driver's `insert_many`, which copies each document
+/// again and collects every `_id` into a map the restore never reads.
 pub(crate) async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<Inserted> {
-    let documents = split_documents(&data)?
-        .into_iter()
-        .map(|d| RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| integrity(format!("bad BSON: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
+    let documents = split_documents(&data)?;
     let total = documents.len() as u64;
-    match collection.insert_many(documents).ordered(false).bypass_document_validation(true).await {
-        Ok(_) => Ok(Inserted { documents: total, ..Inserted::default() }),
-        Err(err) => {
-            if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
-                let errors = failure.write_errors.as_deref().unwrap_or(&[]);
-                if failure.write_concern_error.is_none() && !errors.is_empty() && errors.iter().all(|e| e.code == 11000)
-                {
-                    let refused: Vec<usize> = errors.iter().map(|e| e.index).collect();
-                    let mut counts = sort_duplicates(&collection, &data, &refused).await?;
-                    counts.documents = total - refused.len() as u64;
-                    return Ok(counts);
-                }
-            }
-            Err(describe_insert_error(err))
-        }
+    let db = collection.client().database(&collection.namespace().db);
+    let mut refused = Vec::new();
+    let mut start = 0;
+    while start < documents.len() {
+        let (command, end) = insert_command(collection.name(), &documents, start)?;
+        let reply = db.run_raw_command(command).await?;
+        duplicates_refused(&reply, start, &mut refused)?;
+        start = end;
     }
+    if refused.is_empty() {
+        return Ok(Inserted { documents: total, ..Inserted::default() });
+    }
+    let mut counts = sort_duplicates(&collection, &data, &refused).await?;
+    counts.documents = total - refused.len() as u64;
+    Ok(counts)
+}
+
+/// An unordered `insert` of `documents[start..end]`, as many as one command
+/// holds; returns it and `end`. Written as bytes: the documents are copied
+/// once, and the bson crate cannot take them into an array without a copy each.
+fn insert_command(collection: &str, documents: &[&[u8]], start: usize) -> Result<(RawDocumentBuf, usize)> {
+    use std::io::Write;
+    let mut command = vec![0; 4];
+    command.push(0x02);
+    command.extend_from_slice(b"insert\0");
+    command.extend_from_slice(&(collection.len() as i32 + 1).to_le_bytes());
+    command.extend_from_slice(collection.as_bytes());
+    command.push(0);
+    command.push(0x04);
+    command.extend_from_slice(b"documents\0");
+    let array_at = command.len();
+    command.extend_from_slice(&[0; 4]);
+    let (mut end, mut reply) = (start, 0);
+    while let Some(document) = documents.get(end) {
+        reply += refusal_bytes(document);
+        let full =
+            command.len() + document.len() > INSERT_BYTES || reply > REPLY_BYTES || end - start == INSERT_DOCUMENTS;
+        if end > start && full {
+            break;
+        }
+        command.push(0x03);
+        write!(command, "{}\0", end - start)?;
+        command.extend_from_slice(document);
+        end += 1;
+    }
+    command.push(0);
+    let array_length = i32::try_from(command.len() - array_at).context("an insert command over 2 GiB")?;
+    command[array_at..array_at + 4].copy_from_slice(&array_length.to_le_bytes());
+    command.extend_from_slice(b"\x08ordered\0\x00\x08bypassDocumentValidation\0\x01\0");
+    let length = i32::try_from(command.len()).context("an insert command over 2 GiB")?;
+    command[..4].copy_from_slice(&length.to_le_bytes());
+    Ok((RawDocumentBuf::from_bytes(command).context("building an insert command")?, end))
+}
+
+/// Reads an insert's reply: the documents refused as duplicate keys go into
+/// `refused` (as indexes into the chunk); any other refusal is the error.
+fn duplicates_refused(reply: &Document, start: usize, refused: &mut Vec<usize>) -> Result<()> {
+    if let Ok(concern) = reply.get_document("writeConcernError") {
+        anyhow::bail!(
+            "write concern failed (code {}): {}",
+            concern.get_i32("code").unwrap_or_default(),
+            concern.get_str("errmsg").unwrap_or_default()
+        );
+    }
+    let errors = reply.get_array("writeErrors").map(Vec::as_slice).unwrap_or_default();
+    let errors: Vec<&Document> = errors.iter().filter_map(Bson::as_document).collect();
+    if let Some(other) = errors.iter().find(|e| e.get_i32("code") != Ok(11000)) {
+        anyhow::bail!(
+            "the server refused {} document(s); the first (code {}): {}",
+            errors.len(),
+            other.get_i32("code").unwrap_or_default(),
+            other.get_str("errmsg").unwrap_or_default()
+        );
+    }
+    for error in errors {
+        let index = error.get_i32("index").ok().and_then(|i| usize::try_from(i).ok());
+        refused.push(start + index.context("a write error without the document's index")?);
+    }
+    Ok(())
 }
 
 /// Sorts the documents at `refused` (indexes into the chunk) by what the
@@ -186,24 +266,6 @@ async fn sort_duplicates(
         }
     }
     Ok(counts)
-}
-
-/// One line for a failed insert: how many documents the server refused and why.
-pub(crate) fn describe_insert_error(err: mongodb::error::Error) -> anyhow::Error {
-    if let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() {
-        if let Some(first) = failure.write_errors.as_deref().and_then(|e| e.first()) {
-            let count = failure.write_errors.as_ref().map_or(0, Vec::len);
-            return anyhow::anyhow!(
-                "the server refused {count} document(s); the first (code {}): {}",
-                first.code,
-                first.message
-            );
-        }
-        if let Some(concern) = &failure.write_concern_error {
-            return anyhow::anyhow!("write concern failed (code {}): {}", concern.code, concern.message);
-        }
-    }
-    err.into()
 }
 
 /// Users and roles go through temp collections and `_mergeAuthzCollections`,

@@ -4,7 +4,7 @@
 use mongodb::bson::{doc, Document};
 
 use crate::support::mongod::{block_on, Mongod};
-use crate::support::{assert_fails_with, assert_ok, fixture, stage, stderr_of};
+use crate::support::{assert_fails_with, assert_ok, fixture, run_with_input, stage, stderr_of};
 
 fn apply_fixture(name: &str, args: &[&str]) -> std::process::Output {
     stage("mb-apply").args(args).arg(fixture("mb-apply", name)).output().unwrap()
@@ -107,4 +107,51 @@ fn unreachable_server_is_a_clear_error() {
         .output()
         .unwrap();
     assert_fails_with(&output, 1, "connecting to 127.0.0.1:1");
+}
+
+/// One chunk larger than an insert command may be (over 100,000 documents
+/// and over 16 MiB): it restores whole, and a rerun counts every document as
+/// identical and a changed one as a conflict, whichever command it was in.
+/// (The rerun once failed with "I/O error: unexpected end of file": the
+/// server could not send the refusals of 100,000 documents in one reply.)
+#[test]
+fn a_chunk_larger_than_one_insert_command_restores_whole() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "apply_big_chunk";
+    let run = |client: &mongodb::Client, command: Document| {
+        block_on(async { client.database(db).run_command(command).await }).unwrap()
+    };
+    run(&source.client(), doc! {"dropDatabase": 1});
+    run(&target.client(), doc! {"dropDatabase": 1});
+    for start in (0..120_000).step_by(20_000) {
+        let small: Vec<Document> = (start..start + 20_000).map(|i| doc! {"_id": i, "n": i % 7}).collect();
+        run(&source.client(), doc! {"insert": "c", "documents": small});
+    }
+    let text = "x".repeat(6 << 20);
+    for i in 0..3 {
+        run(&source.client(), doc! {"insert": "c", "documents": [{"_id": 200_000 + i, "text": &text}]});
+    }
+    let dump =
+        stage("mb-dump").args(["-q", "--uri", &source.uri(), "--db", db, "--chunk-size", "64MiB"]).output().unwrap();
+    assert_ok(&dump);
+
+    let apply =
+        |extra: &[&str]| run_with_input(stage("mb-apply").args(["--uri", &target.uri()]).args(extra), &dump.stdout);
+    let output = apply(&["--drop"]);
+    assert_ok(&output);
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(record["documents"], 120_003, "{record}");
+    assert_eq!(source.db_hash(db).0, target.db_hash(db).0);
+
+    // The last small document sits in a later command than the first.
+    run(&target.client(), doc! {"update": "c", "updates": [{"q": {"_id": 119_999}, "u": {"$set": {"n": -1}}}]});
+    let output = apply(&["--keep-existing"]);
+    assert_ok(&output);
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (&record["documents"], &record["duplicates"], &record["id_conflicts"]),
+        (&0.into(), &120_002.into(), &1.into()),
+        "{record}"
+    );
 }
