@@ -158,9 +158,13 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(err) => {
             if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
-                // Help and version are not errors; print them as clap formats them.
-                let _ = clap_err.print();
-                return ExitCode::from(if clap_err.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+                if !clap_err.use_stderr() {
+                    // Help and version are not errors; print them as clap formats them.
+                    let _ = clap_err.print();
+                    return ExitCode::from(EXIT_OK);
+                }
+                eprintln!("{program}: {} (see {program} --help)", clap_one_line(clap_err));
+                return ExitCode::from(EXIT_USAGE);
             }
             if is_broken_pipe(&err) {
                 // Rust ignores SIGPIPE, so a closed pipe is an EPIPE error: the
@@ -172,6 +176,15 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
             ExitCode::from(exit_code_of(&err))
         }
     }
+}
+
+/// Clap's usage error on one line, as every other error: its message and
+/// what it lists (missing arguments), without the usage block and tips.
+fn clap_one_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let lines = text.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"));
+    let kept: Vec<&str> = lines.filter(|l| !l.is_empty() && !l.starts_with("tip:")).collect();
+    kept.join(" ").trim_start_matches("error: ").to_string()
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

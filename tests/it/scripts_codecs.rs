@@ -68,3 +68,44 @@ fn a_bad_compression_value_is_a_usage_error_and_stores_nothing() {
     assert!(stderr_of(&output).contains("mb-backup: config key compression is zstd or gzip, not lz4"));
     assert!(setup.stored_keys().is_empty() && setup.state_bytes().is_none());
 }
+
+/// Sets `compression_level = VALUE` in the setup's config.
+fn set_level(setup: &Setup, value: &str) {
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let mut kept: String =
+        text.lines().filter(|l| !l.starts_with("compression_level")).map(|l| format!("{l}\n")).collect();
+    kept.push_str(&format!("compression_level = {value}\n"));
+    std::fs::write(&setup.config, kept).unwrap();
+}
+
+/// `compression_level` reaches mb-pack (level 1 for a host bound by
+/// compression, 19 for a small bucket); a level the codec has not is a
+/// usage error before anything is read or stored.
+#[test]
+fn compression_level_is_passed_on_and_checked_first() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "codecs_level";
+    populate(&source.client(), db, 300);
+    let setup = Setup::new(source, db, false);
+    for bad in ["0", "20", "fast"] {
+        set_level(&setup, bad);
+        let output = setup.backup();
+        assert_eq!(output.status.code(), Some(2), "compression_level = {bad}: {}", stderr_of(&output));
+        assert_eq!(stderr_of(&output).lines().count(), 1, "{}", stderr_of(&output));
+        assert!(stderr_of(&output).contains("level"), "{}", stderr_of(&output));
+        assert!(setup.stored_keys().is_empty(), "nothing stored for compression_level = {bad}");
+    }
+    let mut sizes = Vec::new();
+    for level in ["1", "19"] {
+        set_level(&setup, level);
+        assert_ok(&setup.backup());
+        let store = setup.root.join("store/backups");
+        let newest = setup.stored_keys().into_iter().filter(|k| k.ends_with(".tar.zst")).last().unwrap();
+        sizes.push(std::fs::metadata(store.join(&newest)).unwrap().len());
+    }
+    assert!(sizes[1] < sizes[0], "level 19 makes a smaller object than level 1: {sizes:?}");
+    let (source_md5, _) = source.db_hash(db);
+    let (restored_md5, _) = restore_fresh(&setup, target, db, &[]);
+    assert_eq!(restored_md5, source_md5);
+}

@@ -38,7 +38,7 @@ fn stored_objects_are_owner_only_and_an_exposed_secret_warns() {
 /// Items 13 and 14: bad flags are usage errors (exit 2), never a panic.
 #[test]
 fn bad_flags_exit_2_without_a_panic() {
-    let cases: [(&str, &[&str], &str); 7] = [
+    let cases: [(&str, &[&str], &str); 10] = [
         ("mb-apply", &["--dry-run", "--parallel", "0"], "--parallel"),
         ("mb-apply", &["--dry-run", "--ns-from", "a.*"], "--ns-from and --ns-to go in pairs"),
         ("mb-apply", &["--dry-run", "--until", "2026-11-24T03:15:00+0é:00"], "bad time"),
@@ -46,11 +46,16 @@ fn bad_flags_exit_2_without_a_panic() {
         ("mb-apply", &[], "no server given"),
         ("mb-dump", &["--db", "x"], "no server given"),
         ("mb-oplog-range", &[], "--state"),
+        // The flag parser's own errors: one line too, naming what is wrong.
+        ("mb-pack", &["--bogus"], "mb-pack: unexpected argument '--bogus' found (see mb-pack --help)"),
+        ("mb-pack", &["--level", "0"], "mb-pack: invalid value '0' for '--level <N>': 0 is not in 1..=19"),
+        ("mb-oss-put", &["--bucket", "b"], "required arguments were not provided: --key <KEY>"),
     ];
     for (name, args, needle) in cases {
         let output = run_with_input(stage(name).args(args), b"");
         assert!(!stderr_of(&output).contains("panicked"), "{name} {args:?}: {}", stderr_of(&output));
         assert_fails_with(&output, 2, needle);
+        assert_eq!(stderr_of(&output).lines().count(), 1, "{name} {args:?}: one line: {}", stderr_of(&output));
     }
 }
 
