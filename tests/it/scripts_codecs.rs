@@ -101,7 +101,7 @@ fn compression_level_is_passed_on_and_checked_first() {
         set_level(&setup, level);
         assert_ok(&setup.backup());
         let store = setup.root.join("store/backups");
-        let newest = setup.stored_keys().into_iter().filter(|k| k.ends_with(".tar.zst")).last().unwrap();
+        let newest = setup.stored_keys().into_iter().rfind(|k| k.ends_with(".tar.zst")).unwrap();
         sizes.push(std::fs::metadata(store.join(&newest)).unwrap().len());
     }
     assert!(sizes[1] < sizes[0], "level 19 makes a smaller object than level 1: {sizes:?}");
