@@ -21,6 +21,11 @@
 //! --to-dir writes mongodump's directory layout (`<db>/<coll>.bson`,
 //! `<db>/<coll>.metadata.json`, `oplog.bson`) that the official
 //! `mongorestore --oplogReplay DIR` accepts.
+//!
+//! Progress (documents restored per collection, then oplog entries replayed,
+//! rate) goes to stderr every --progress INTERVAL (default $MB_PROGRESS, else
+//! 30s; `off`), as a live line on a terminal; -q turns it off unless
+//! --progress is given.
 //! ```
 
 use std::path::PathBuf;
@@ -110,12 +115,12 @@ pub fn run() -> Result<()> {
         .map_err(|e| usage(crate::cli::one_line(&e)))?;
     let input = crate::cli::io::open_input(args.input.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let verb = match (&args.to_dir, args.dry_run) {
-        (Some(_), _) => "written",
-        (None, true) => "checked",
-        (None, false) => "restored",
+    let (documents, entries) = match (&args.to_dir, args.dry_run) {
+        (Some(_), _) => ("written", "written"),
+        (None, true) => ("checked", "checked"),
+        (None, false) => ("restored", "replayed"),
     };
-    let reporter = Reporter::start(&args.progress, Layout::Apply { verb })?;
+    let reporter = Reporter::start(&args.progress, Layout::Apply { documents, entries })?;
     let record = runtime.block_on(async {
         let mut conn = None;
         let target = if let Some(dir) = &args.to_dir {

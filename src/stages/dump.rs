@@ -23,6 +23,10 @@
 //! --range, the member that decided the range, or one that has applied the
 //! oplog through `to`; a member behind `to` is waited for up to --max-lag,
 //! then the run fails naming it.
+//!
+//! Progress (documents and bytes per collection, oplog entries, rate) goes to
+//! stderr every --progress INTERVAL (default $MB_PROGRESS, else 30s; `off`),
+//! as a live line on a terminal; -q turns it off unless --progress is given.
 //! ```
 
 use std::path::PathBuf;

@@ -154,9 +154,7 @@ pub fn run() -> Result<()> {
     let reporter = Reporter::start(&args.progress, Layout::Get)?;
     let progress = reporter.progress();
     match &args.output {
-        Some(path) if path.as_os_str() != "-" => {
-            download_to_file(&*store, key, args.range, path, expected, &progress)?
-        }
+        Some(path) if path.as_os_str() != "-" => download_to_file(&*store, key, args.range, path, expected, &progress)?,
         _ => {
             let mut out = stdout.lock();
             download(&*store, key, args.range, &mut out, expected, &progress)?;

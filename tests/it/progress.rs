@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 
+use crate::oss_stages::{cmd, record, server};
 use crate::support::mongod::{block_on, Mongod};
 use crate::support::{assert_ok, bin, pseudo_random, stage, stderr_of, temp_dir};
 
@@ -31,6 +32,28 @@ fn run_throttled(cmd: &mut Command, input: &[u8], piece: usize, pause: Duration)
     let output = child.wait_with_output().expect("wait for stage");
     writer.join().unwrap();
     output
+}
+
+/// Runs `cmd`, reading its stdout `piece` bytes at a time, `pause` apart.
+fn read_slowly(cmd: &mut Command, piece: usize, pause: Duration) -> Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        stderr.read_to_end(&mut text).unwrap();
+        text
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut out, mut buf) = (Vec::new(), vec![0u8; piece]);
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        std::thread::sleep(pause);
+    }
+    Output { status: child.wait().unwrap(), stdout: out, stderr: errors.join().unwrap() }
 }
 
 /// The stage's progress lines (`prog: <elapsed>: ...` and its last line).
@@ -64,7 +87,8 @@ fn size(bytes: u64) -> String {
 /// What the last line that names `ns` says of it: `N documents[ SIZE]`.
 fn last_mention(lines: &[String], ns: &str) -> String {
     let needle = format!("; {ns} ");
-    let line = lines.iter().rev().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("{ns} never named: {lines:#?}"));
+    let line =
+        lines.iter().rev().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("{ns} never named: {lines:#?}"));
     let rest = &line[line.find(&needle).unwrap() + needle.len()..];
     rest.split(';').next().unwrap().trim_end_matches(" done").to_string()
 }
@@ -73,7 +97,8 @@ fn last_mention(lines: &[String], ns: &str) -> String {
 fn pack_reports_bytes_in_and_out_then_a_last_line_both_ways() {
     // 1 MiB fed over about a second: several 100 ms intervals.
     let plain: Vec<u8> = pseudo_random(512 << 10, 7).iter().flat_map(|b| [*b, b'a']).collect();
-    let packed = run_throttled(stage("mb-pack").args(["--progress", "100ms"]), &plain, 64 << 10, Duration::from_millis(60));
+    let packed =
+        run_throttled(stage("mb-pack").args(["--progress", "100ms"]), &plain, 64 << 10, Duration::from_millis(60));
     assert_ok(&packed);
     let lines = progress_lines(&stderr_of(&packed), "mb-pack");
     assert!(lines.len() >= 3, "a line per interval, then a last one: {lines:#?}");
@@ -134,32 +159,16 @@ fn dump_and_apply_report_documents_per_collection() {
     let dir = temp_dir();
     let manifest_path = dir.path().join("manifest.json");
     // The dump goes only as fast as its reader: 32 KiB every 20 ms.
-    let mut dump = stage("mb-dump")
-        .args(["--uri", &server.uri(), "--db", "progress_dump", "--chunk-size", "64KiB", "--progress", "100ms"])
-        .arg("--manifest")
-        .arg(&manifest_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = dump.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).unwrap();
-        text
-    });
-    let mut stdout = dump.stdout.take().unwrap();
-    let (mut stream, mut buf) = (Vec::new(), vec![0u8; 32 << 10]);
-    loop {
-        let n = stdout.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        stream.extend_from_slice(&buf[..n]);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(dump.wait().unwrap().success());
-    let stderr = errors.join().unwrap();
+    let dump = read_slowly(
+        stage("mb-dump")
+            .args(["--uri", &server.uri(), "--db", "progress_dump", "--chunk-size", "64KiB", "--progress", "100ms"])
+            .arg("--manifest")
+            .arg(&manifest_path),
+        32 << 10,
+        Duration::from_millis(20),
+    );
+    assert_ok(&dump);
+    let (stderr, stream) = (stderr_of(&dump), dump.stdout);
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let lines = progress_lines(&stderr, "mb-dump");
     assert!(lines.len() >= 2, "{stderr}");
@@ -189,6 +198,40 @@ fn dump_and_apply_report_documents_per_collection() {
     assert_eq!(last_mention(&lines, "progress_dump.orders"), "3000 documents", "{stderr}");
     assert_eq!(last_mention(&lines, "progress_dump.customers"), "1200 documents", "{stderr}");
     assert!(lines.last().unwrap().contains(" 4200 documents restored"), "{stderr}");
+}
+
+#[test]
+fn oss_put_and_get_report_bytes_and_parts() {
+    let server = server();
+    let data = pseudo_random(1 << 20, 5);
+    let put = run_throttled(
+        &mut cmd(&server, "mb-oss-put", &["--key", "progress/k", "--part-size", "100KiB", "--progress", "100ms"]),
+        &data,
+        64 << 10,
+        Duration::from_millis(60),
+    );
+    assert_ok(&put);
+    let parts = record(&put)["parts"].as_u64().unwrap();
+    assert!(parts > 5, "a multipart upload: {parts} part(s)");
+    let lines = progress_lines(&stderr_of(&put), "mb-oss-put");
+    assert!(lines.len() >= 3, "{}", stderr_of(&put));
+    let last = lines.last().unwrap();
+    let expect = format!("1.0 MiB read, ");
+    assert!(last.starts_with("done in ") && last.contains(&expect), "{last:?} lacks {expect:?}");
+    assert!(last.ends_with(&format!("; 1.0 MiB sent in {parts} part(s)")), "{last:?}");
+
+    // Read back as slowly as its reader takes it.
+    let get = read_slowly(
+        &mut cmd(&server, "mb-oss-get", &["--key", "progress/k", "--progress", "100ms"]),
+        32 << 10,
+        Duration::from_millis(30),
+    );
+    assert_ok(&get);
+    assert_eq!(get.stdout, data);
+    let lines = progress_lines(&stderr_of(&get), "mb-oss-get");
+    assert!(lines.len() >= 3, "{}", stderr_of(&get));
+    assert!(lines[0].contains(" of 1.0 MiB ("), "{lines:#?}");
+    assert!(lines.last().unwrap().contains(": 1.0 MiB of 1.0 MiB (100.0%), "), "{lines:#?}");
 }
 
 /// Runs `shell` with stderr on a pseudo-terminal (python3's `pty`), stdin

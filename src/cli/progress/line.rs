@@ -11,9 +11,9 @@ use super::End;
 pub(crate) enum Layout {
     /// mb-dump: documents and bytes per collection, then oplog entries.
     Dump,
-    /// mb-apply: documents per collection, then oplog entries; `verb` says
-    /// what happened to them (`restored`, `checked`, `written`).
-    Apply { verb: &'static str },
+    /// mb-apply: documents per collection, then oplog entries; the verbs say
+    /// what happened to them (`restored`/`replayed`, `checked`, `written`).
+    Apply { documents: &'static str, entries: &'static str },
     /// mb-pack: bytes in and out; `decompress` says which side is compressed.
     Pack { decompress: bool },
     /// mb-oss-put: bytes read; bytes and parts sent (`parts`: a multipart store).
@@ -105,14 +105,14 @@ impl View {
                     let _ = write!(text, "; oplog {} entries {}", now.entries, size(now.entry_bytes));
                 }
             }
-            Layout::Apply { verb } => {
-                let _ = write!(text, " {} documents {verb}", now.docs);
+            Layout::Apply { documents, entries } => {
+                let _ = write!(text, " {} documents {documents}", now.docs);
                 if now.entries == 0 {
                     let _ = write!(text, ", {:.0}/s{average}", rate(now.docs, before.docs));
                 } else {
                     let _ = write!(
                         text,
-                        "; oplog {} entries {verb}, {:.0}/s{average}",
+                        "; oplog {} entries {entries}, {:.0}/s{average}",
                         now.entries,
                         rate(now.entries, before.entries)
                     );

@@ -254,13 +254,7 @@ impl Reporter {
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("progress".into())
-            .spawn(move || {
-                if live {
-                    report_live(&for_thread, interval)
-                } else {
-                    report_lines(&for_thread, interval)
-                }
-            })
+            .spawn(move || if live { report_live(&for_thread, interval) } else { report_lines(&for_thread, interval) })
             .ok();
         Ok(Reporter { progress: Progress(thread.as_ref().map(|_| shared)), thread })
     }

@@ -2,8 +2,8 @@
 //! and messages that erase it before they print.
 
 use std::fmt;
-use std::fs::File;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{IsTerminal, Write as _};
 use std::os::fd::AsRawFd;
 use std::sync::{Mutex, OnceLock};
@@ -19,9 +19,7 @@ static DRAWN: Mutex<bool> = Mutex::new(false);
 /// Whether stderr is a terminal that redraws a line in place (not `TERM=dumb`).
 pub(super) fn is_live() -> bool {
     static LIVE: OnceLock<bool> = OnceLock::new();
-    *LIVE.get_or_init(|| {
-        std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |term| term != "dumb")
-    })
+    *LIVE.get_or_init(|| std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |term| term != "dumb"))
 }
 
 /// Prints one message line on stderr, in one write. On a terminal it first
