@@ -216,8 +216,8 @@ fn oss_put_and_get_report_bytes_and_parts() {
     let lines = progress_lines(&stderr_of(&put), "mb-oss-put");
     assert!(lines.len() >= 3, "{}", stderr_of(&put));
     let last = lines.last().unwrap();
-    let expect = format!("1.0 MiB read, ");
-    assert!(last.starts_with("done in ") && last.contains(&expect), "{last:?} lacks {expect:?}");
+    let expect = "1.0 MiB read, ";
+    assert!(last.starts_with("done in ") && last.contains(expect), "{last:?} lacks {expect:?}");
     assert!(last.ends_with(&format!("; 1.0 MiB sent in {parts} part(s)")), "{last:?}");
 
     // Read back as slowly as its reader takes it.

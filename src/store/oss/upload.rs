@@ -90,7 +90,7 @@ impl OssStore {
 
     fn simple_put(&self, key: &str, data: PartData, crc: &Crc64, options: &ObjectOptions) -> Result<PutResult> {
         let md5 = data.md5();
-        let sent = data.len() as u64;
+        let sent = data.len();
         let answer = match self.rt.block_on(self.client.put_object(&self.bucket, key, data, options)) {
             Ok(answer) => {
                 self.tuning.progress.output().add(1, sent);
@@ -184,7 +184,7 @@ impl OssStore {
                 let client = self.client.clone();
                 let (bucket, key, upload_id) = (self.bucket.clone(), key.to_string(), upload_id.to_string());
                 crate::debug!("part {number}: {} bytes", body.len());
-                let (sent, size) = (self.tuning.progress.output(), body.len() as u64);
+                let (sent, size) = (self.tuning.progress.output(), body.len());
                 tasks.spawn_on(
                     async move {
                         let answer = client.upload_part(&bucket, &key, &upload_id, number, body).await?;
