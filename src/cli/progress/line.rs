@@ -222,7 +222,7 @@ mod tests {
             index,
             name: name.into(),
             now: Reading { count, bytes: count * 100, done },
-            shown: Reading { count: shown_count, bytes: shown_count * 100, done: false },
+            shown: Reading { count: shown_count, bytes: shown_count * 100, done: done && count == shown_count },
         };
         let items = [item(0, "shop.a", 10, true, 10), item(1, "shop.b", 20, true, 5), item(2, "shop.c", 7, false, 0)];
         let view = View { layout: Layout::Dump, elapsed: Duration::from_secs(30), end: None, live: false };
