@@ -23,6 +23,7 @@
 //! command line: the scripts keep their stages quiet and still ask for it.
 
 mod counted;
+mod interval;
 mod line;
 mod terminal;
 
@@ -33,6 +34,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub(crate) use self::counted::Counted;
+pub(crate) use self::interval::{parse_interval, Interval, ProgressArgs};
 pub(crate) use self::line::Layout;
 use self::line::{Item, Reading, Totals, View};
 pub use self::terminal::message;
@@ -45,48 +47,6 @@ pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const LIVE_PERIOD: Duration = Duration::from_millis(250);
 /// ...and only once the stage has run this long: quick runs draw nothing.
 const LIVE_DELAY: Duration = Duration::from_secs(1);
-
-/// The `--progress` flag of the long stages.
-#[derive(clap::Args, Debug, Clone, Copy, Default)]
-pub(crate) struct ProgressArgs {
-    /// Progress on stderr every INTERVAL (500ms, 30s, 2m) when stderr is not a
-    /// terminal, a live line when it is; `off` for none [default: $MB_PROGRESS, else 30s].
-    /// Given here, it prints even with -q.
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
-    pub progress: Option<Interval>,
-}
-
-/// How often progress prints, or never.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Interval {
-    /// No progress.
-    Off,
-    /// A line every so often.
-    Every(Duration),
-}
-
-/// Parses `off`, `500ms`, `30s`, `2m`, `1h` or plain seconds (`0.5`, `30`).
-pub(crate) fn parse_interval(text: &str) -> Result<Interval, String> {
-    let text = text.trim();
-    if matches!(text.to_ascii_lowercase().as_str(), "off" | "no" | "none" | "0") {
-        return Ok(Interval::Off);
-    }
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let bad = || format!("bad interval {text:?}: use 500ms, 30s, 2m, 1h or off");
-    let number: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !(0.01..=86_400.0).contains(&seconds) {
-        return Err(format!("interval {text:?} is out of range: 10ms to 24h"));
-    }
-    Ok(Interval::Every(Duration::from_secs_f64(seconds)))
-}
 
 /// A counter the work bumps: a count (documents, entries, parts) and bytes.
 /// On its own cache line, so meters bumped from different threads do not
@@ -393,21 +353,6 @@ fn report_live(shared: &Shared, interval: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn intervals() {
-        assert_eq!(parse_interval("30s"), Ok(Interval::Every(Duration::from_secs(30))));
-        assert_eq!(parse_interval("30"), Ok(Interval::Every(Duration::from_secs(30))));
-        assert_eq!(parse_interval("500ms"), Ok(Interval::Every(Duration::from_millis(500))));
-        assert_eq!(parse_interval("0.2"), Ok(Interval::Every(Duration::from_millis(200))));
-        assert_eq!(parse_interval("2m"), Ok(Interval::Every(Duration::from_secs(120))));
-        assert_eq!(parse_interval("1h"), Ok(Interval::Every(Duration::from_secs(3600))));
-        assert_eq!(parse_interval("off"), Ok(Interval::Off));
-        assert_eq!(parse_interval("0"), Ok(Interval::Off));
-        for bad in ["", "fast", "1ms", "30x", "-1s", "25h", "1.2.3s"] {
-            assert!(parse_interval(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn meters_are_shared_by_name() {
