@@ -144,18 +144,32 @@ fn quiet_or_short_runs_print_no_progress() {
 }
 
 #[test]
-fn dump_and_apply_report_documents_per_collection() {
+fn dump_and_apply_report_documents_per_collection_then_oplog_entries() {
     let server = Mongod::shared_replica_set();
     let client = server.client();
     let filler = "x".repeat(400);
     block_on(async {
         let db = client.database("progress_dump");
         db.drop().await.unwrap();
-        for (name, count) in [("orders", 3000), ("customers", 1200)] {
+        for (name, count) in [("orders", 3000), ("customers", 1200), ("events", 1)] {
             let docs: Vec<Document> = (0..count).map(|i| doc! {"_id": i, "note": &filler}).collect();
             db.collection::<Document>(name).insert_many(docs).await.unwrap();
         }
     });
+    // Writes during the dump: the oplog it carries, which mb-apply replays.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, events) = (stop.clone(), client.database("progress_dump").collection::<Document>("events"));
+        std::thread::spawn(move || {
+            block_on(async {
+                let mut n = 1;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    events.insert_one(doc! {"_id": n}).await.unwrap();
+                    n += 1;
+                }
+            })
+        })
+    };
     let dir = temp_dir();
     let manifest_path = dir.path().join("manifest.json");
     // The dump goes only as fast as its reader: 32 KiB every 20 ms.
@@ -167,17 +181,28 @@ fn dump_and_apply_report_documents_per_collection() {
         32 << 10,
         Duration::from_millis(20),
     );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
     assert_ok(&dump);
     let (stderr, stream) = (stderr_of(&dump), dump.stdout);
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let lines = progress_lines(&stderr, "mb-dump");
     assert!(lines.len() >= 2, "{stderr}");
+    let mut total = 0;
+    let mut counts = Vec::new();
     for collection in manifest["collections"].as_array().unwrap() {
         let ns = format!("progress_dump.{}", collection["name"].as_str().unwrap());
         let (docs, bytes) = (collection["docs"].as_u64().unwrap(), collection["bytes"].as_u64().unwrap());
         assert_eq!(last_mention(&lines, &ns), format!("{docs} documents {}", size(bytes)), "{stderr}");
+        total += docs;
+        counts.push((ns, docs));
     }
-    assert!(lines.last().unwrap().starts_with("done in ") && lines.last().unwrap().contains(" 4200 documents, "));
+    assert_eq!(counts.len(), 3);
+    let entries = manifest["oplog"]["count"].as_u64().unwrap();
+    assert!(entries > 0, "the writer's inserts are in the dump's oplog");
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("done in ") && last.contains(&format!(" {total} documents, ")), "{stderr}");
+    assert!(last.contains(&format!("; oplog {entries} entries ")), "{stderr}");
 
     // Restored under another name, from a stream fed slowly.
     let apply = run_throttled(
@@ -195,9 +220,11 @@ fn dump_and_apply_report_documents_per_collection() {
     let stderr = stderr_of(&apply);
     let lines = progress_lines(&stderr, "mb-apply");
     assert!(lines.len() >= 2, "{stderr}");
-    assert_eq!(last_mention(&lines, "progress_dump.orders"), "3000 documents", "{stderr}");
-    assert_eq!(last_mention(&lines, "progress_dump.customers"), "1200 documents", "{stderr}");
-    assert!(lines.last().unwrap().contains(" 4200 documents restored"), "{stderr}");
+    for (ns, docs) in &counts {
+        assert_eq!(last_mention(&lines, ns), format!("{docs} documents"), "{stderr}");
+    }
+    let last = lines.last().unwrap();
+    assert!(last.contains(&format!(" {total} documents restored; oplog {entries} entries replayed")), "{stderr}");
 }
 
 #[test]
