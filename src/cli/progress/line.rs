@@ -38,6 +38,8 @@ pub(crate) struct Item {
     pub name: String,
     pub now: Reading,
     pub shown: Reading,
+    /// Live: it changed in the last seconds.
+    pub recent: bool,
 }
 
 /// Every meter summed, at one moment.
@@ -71,12 +73,13 @@ pub(crate) struct View {
 
 impl View {
     /// The collections a line names: in a log, those changed since the last
-    /// line (so each one's last mention is its final count); live, those in progress.
+    /// line (so each one's last mention is its final count); live, those in
+    /// progress (changed in the last seconds, not finished).
     pub(crate) fn pick(&self, items: &[Item]) -> Vec<usize> {
         items
             .iter()
             .enumerate()
-            .filter(|(_, item)| if self.live { !item.now.done && item.now.count > 0 } else { item.now != item.shown })
+            .filter(|(_, item)| if self.live { !item.now.done && item.recent } else { item.now != item.shown })
             .map(|(i, _)| i)
             .collect()
     }
@@ -223,6 +226,7 @@ mod tests {
             name: name.into(),
             now: Reading { count, bytes: count * 100, done },
             shown: Reading { count: shown_count, bytes: shown_count * 100, done: done && count == shown_count },
+            recent: count != shown_count,
         };
         let items = [item(0, "shop.a", 10, true, 10), item(1, "shop.b", 20, true, 5), item(2, "shop.c", 7, false, 0)];
         let view = View { layout: Layout::Dump, elapsed: Duration::from_secs(30), end: None, live: false };

@@ -47,6 +47,8 @@ pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const LIVE_PERIOD: Duration = Duration::from_millis(250);
 /// ...and only once the stage has run this long: quick runs draw nothing.
 const LIVE_DELAY: Duration = Duration::from_secs(1);
+/// The live line names the collections that changed this recently.
+const RECENT: Duration = Duration::from_secs(2);
 
 /// A counter the work bumps: a count (documents, entries, parts) and bytes.
 /// On its own cache line, so meters bumped from different threads do not
@@ -138,7 +140,7 @@ impl Progress {
         }
         let meter = Arc::<Meter>::default();
         let i = meters.list.len();
-        meters.list.push(Entry { slot: slot(), meter: meter.clone(), shown: Reading::default() });
+        meters.list.push(Entry { slot: slot(), meter: meter.clone(), shown: Reading::default(), changed: None });
         meters.index.insert(key.to_string(), i);
         meter
     }
@@ -163,8 +165,10 @@ struct Meters {
 struct Entry {
     slot: Slot,
     meter: Arc<Meter>,
-    /// What the last printed line said of it.
+    /// What the last printed line said of it (live: the last redraw saw).
     shown: Reading,
+    /// Live: when a redraw last saw it change.
+    changed: Option<Instant>,
 }
 
 /// How a stage ended, for its last line.
@@ -262,18 +266,26 @@ impl Shared {
         }
     }
 
-    /// Reads every meter: the totals, and each collection's.
-    fn read(&self) -> (Totals, Vec<Item>) {
-        let meters = lock(&self.meters);
+    /// Reads every meter: the totals, and each collection's. A live redraw
+    /// (`live_at`) notes which collections changed, and when.
+    fn read(&self, live_at: Option<Instant>) -> (Totals, Vec<Item>) {
+        let mut meters = lock(&self.meters);
         let mut totals = Totals::default();
         let mut items = Vec::new();
-        for (index, entry) in meters.list.iter().enumerate() {
+        for (index, entry) in meters.list.iter_mut().enumerate() {
             let now = entry.meter.read();
             match &entry.slot {
                 Slot::Collection(ns) => {
                     totals.docs += now.count;
                     totals.doc_bytes += now.bytes;
-                    items.push(Item { index, name: ns.clone(), now, shown: entry.shown });
+                    let mut recent = false;
+                    if let Some(at) = live_at {
+                        if now != entry.shown {
+                            (entry.shown, entry.changed) = (now, Some(at));
+                        }
+                        recent = entry.changed.is_some_and(|t| at - t < RECENT);
+                    }
+                    items.push(Item { index, name: ns.clone(), now, shown: entry.shown, recent });
                 }
                 Slot::Oplog => (totals.entries, totals.entry_bytes) = (now.count, now.bytes),
                 Slot::Input => (totals.in_count, totals.in_bytes) = (now.count, now.bytes),
@@ -287,7 +299,7 @@ impl Shared {
 
     /// A log line: the collections it names, recorded as shown.
     fn line(&self, view: &View, before: &Totals, span: Duration) -> (String, Totals) {
-        let (totals, items) = self.read();
+        let (totals, items) = self.read(None);
         let picked: Vec<&Item> = view.pick(&items).into_iter().map(|i| &items[i]).collect();
         let text = view.line(&totals, before, span, &picked);
         let named = picked.len().min(line::MAX_ITEMS);
@@ -334,7 +346,7 @@ fn report_live(shared: &Shared, interval: Duration) {
     let mut next = started + interval.min(LIVE_DELAY);
     while shared.sleep_until(next).is_none() {
         let now = Instant::now();
-        let (totals, items) = shared.read();
+        let (totals, items) = shared.read(Some(now));
         while samples.len() > 1 && now - samples[1].0 >= Duration::from_secs(2) {
             samples.pop_front();
         }
@@ -368,7 +380,7 @@ mod tests {
         progress.collection("shop.orders").add(1, 50);
         progress.collection("shop.items").add(1, 10);
         progress.oplog().add(5, 500);
-        let (totals, items) = shared.read();
+        let (totals, items) = shared.read(None);
         assert_eq!((totals.docs, totals.doc_bytes, totals.entries), (4, 160, 5));
         assert_eq!(items.len(), 2);
         assert_eq!((items[0].now.count, items[0].now.bytes), (3, 150));
