@@ -18,6 +18,7 @@
 
 pub(crate) mod io;
 pub mod malloc;
+pub mod progress;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -123,7 +124,7 @@ pub fn verbosity() -> u8 {
 macro_rules! info {
     ($($arg:tt)*) => {
         if $crate::cli::verbosity() >= 1 {
-            eprintln!("{}: {}", $crate::cli::program(), format_args!($($arg)*));
+            $crate::cli::progress::message(format_args!("{}: {}", $crate::cli::program(), format_args!($($arg)*)));
         }
     };
 }
@@ -132,7 +133,7 @@ macro_rules! info {
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)*) => {
-        eprintln!("{}: warning: {}", $crate::cli::program(), format_args!($($arg)*));
+        $crate::cli::progress::message(format_args!("{}: warning: {}", $crate::cli::program(), format_args!($($arg)*)));
     };
 }
 
@@ -141,7 +142,7 @@ macro_rules! warn {
 macro_rules! debug {
     ($($arg:tt)*) => {
         if $crate::cli::verbosity() >= 2 {
-            eprintln!("{}: {}", $crate::cli::program(), format_args!($($arg)*));
+            $crate::cli::progress::message(format_args!("{}: {}", $crate::cli::program(), format_args!($($arg)*)));
         }
     };
 }
@@ -172,7 +173,7 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
                 // exit 1: a stage must never report success when cut short.
                 return ExitCode::from(EXIT_FAILURE);
             }
-            eprintln!("{}: {}", program, one_line(&err));
+            progress::message(format_args!("{}: {}", program, one_line(&err)));
             ExitCode::from(exit_code_of(&err))
         }
     }

@@ -26,7 +26,7 @@ use crate::format::tar::split_documents;
 use crate::info;
 
 /// How `mb-apply` restores (its flags, past parsing).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ApplyOptions {
     /// Drop the backup's scope on the target before a full backup.
     pub drop: bool,
@@ -38,6 +38,8 @@ pub(crate) struct ApplyOptions {
     pub no_indexes: bool,
     /// Most operations in one applyOps.
     pub oplog_batch: usize,
+    /// Documents per collection and oplog entries, as they are done.
+    pub progress: crate::cli::progress::Progress,
 }
 
 /// Where `mb-apply` writes: a server, nowhere (--dry-run), or a directory (--to-dir).
@@ -250,6 +252,7 @@ impl<'a> Restore<'a> {
             None => return Err(integrity(format!("{source}: data before its metadata"))),
         };
         let Some(DataTarget { data_ns, capped }) = mapped else { return Ok(()) };
+        let (meter, bytes) = (self.options.progress.collection(&source), data.len() as u64);
         match &mut self.target {
             Target::Server(client) => {
                 let permit = self.inserts.clone().acquire_owned().await?;
@@ -258,6 +261,9 @@ impl<'a> Restore<'a> {
                 let task = async move {
                     let result = insert_chunk(collection, data).await.with_context(|| format!("restoring {data_ns}"));
                     drop(permit);
+                    if result.is_ok() {
+                        meter.add(docs, bytes);
+                    }
                     result
                 };
                 if capped {
@@ -270,8 +276,12 @@ impl<'a> Restore<'a> {
             Target::Dir(dir) => {
                 dir.append(&data_ns, &data)?;
                 self.record.documents += docs;
+                meter.add(docs, bytes);
             }
-            Target::DryRun => self.record.documents += docs,
+            Target::DryRun => {
+                self.record.documents += docs;
+                meter.add(docs, bytes);
+            }
         }
         Ok(())
     }
@@ -288,6 +298,7 @@ impl<'a> Restore<'a> {
         if self.stopped {
             return Ok(());
         }
+        let meter = self.options.progress.oplog();
         for document in split_documents(&data)? {
             let raw =
                 bson::RawDocument::from_bytes(document).map_err(|e| integrity(format!("bad oplog entry: {e}")))?;
@@ -297,6 +308,7 @@ impl<'a> Restore<'a> {
                         self.stopped = true;
                         break;
                     }
+                    meter.add(1, document.len() as u64);
                 }
                 (None, target) => {
                     // --to-dir and --dry-run: count what a restore would apply.
@@ -310,6 +322,7 @@ impl<'a> Restore<'a> {
                     }
                     self.record.oplog.entries += 1;
                     self.record.oplog.last = Some(ts);
+                    meter.add(1, document.len() as u64);
                 }
             }
         }

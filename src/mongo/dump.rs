@@ -35,6 +35,8 @@ pub(crate) struct DumpOptions {
     pub parallel: usize,
     /// Largest chunk entry, in bytes.
     pub chunk_size: u64,
+    /// Documents and bytes per collection, and oplog entries, as they are read.
+    pub progress: crate::cli::progress::Progress,
 }
 
 /// Dumps what `options` and `range` say from `conn` to `out` as a tar stream;
@@ -97,7 +99,7 @@ pub(crate) async fn dump_from(
             header.oplog_to = Some(to);
             send(&tx, Entry::json(EntryName::Header.path(), &header)?).await?;
             info!("dumping oplog ({from}, {to}] of {}", describe(&databases));
-            let oplog = dump_oplog(client, &databases, Bound::After(from), to, options.chunk_size, &pool, &tx).await?;
+            let oplog = dump_oplog(client, &databases, Bound::After(from), to, options, &pool, &tx).await?;
             return Ok((Vec::new(), Some(oplog), Some(to)));
         }
 
@@ -120,7 +122,7 @@ pub(crate) async fn dump_from(
         }
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));
         let collections: Vec<CollectionEntry> = futures_util::stream::iter(plans)
-            .map(|plan| dump_collection(client, plan, options.chunk_size, &pool, &tx))
+            .map(|plan| dump_collection(client, plan, options, &pool, &tx))
             .buffer_unordered(options.parallel)
             .try_collect()
             .await?;
@@ -128,8 +130,7 @@ pub(crate) async fn dump_from(
         let (oplog, consistent_at) = match start {
             Some(start) => {
                 let to = oplog::newest(client).await?;
-                let entry =
-                    dump_oplog(client, &databases, Bound::From(start), to, options.chunk_size, &pool, &tx).await?;
+                let entry = dump_oplog(client, &databases, Bound::From(start), to, options, &pool, &tx).await?;
                 (Some(entry), Some(to))
             }
             None => (None, None),

@@ -21,12 +21,18 @@
 //! --to-dir writes mongodump's directory layout (`<db>/<coll>.bson`,
 //! `<db>/<coll>.metadata.json`, `oplog.bson`) that the official
 //! `mongorestore --oplogReplay DIR` accepts.
+//!
+//! Progress (documents restored per collection, then oplog entries replayed,
+//! rate) goes to stderr every --progress INTERVAL (default $MB_PROGRESS, else
+//! 30s; `off`), as a live line on a terminal; -q turns it off unless
+//! --progress is given.
 //! ```
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::cli::progress::{Layout, ProgressArgs, Reporter};
 use crate::cli::usage;
 use crate::format::records::Ts;
 use crate::mongo::apply::{apply, ApplyOptions, Target};
@@ -82,6 +88,8 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1000, value_name = "N")]
     oplog_batch: usize,
     #[command(flatten)]
+    progress: ProgressArgs,
+    #[command(flatten)]
     log: crate::cli::LogArgs,
 }
 
@@ -107,6 +115,12 @@ pub fn run() -> Result<()> {
         .map_err(|e| usage(crate::cli::one_line(&e)))?;
     let input = crate::cli::io::open_input(args.input.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let (documents, entries) = match (&args.to_dir, args.dry_run) {
+        (Some(_), _) => ("written", "written"),
+        (None, true) => ("checked", "checked"),
+        (None, false) => ("restored", "replayed"),
+    };
+    let reporter = Reporter::start(&args.progress, Layout::Apply { documents, entries })?;
     let record = runtime.block_on(async {
         let mut conn = None;
         let target = if let Some(dir) = &args.to_dir {
@@ -124,6 +138,7 @@ pub fn run() -> Result<()> {
             parallel: args.parallel,
             no_indexes: args.no_indexes,
             oplog_batch: args.oplog_batch,
+            progress: reporter.progress(),
         };
         let result = apply(&options, target, input, until, ns_map).await;
         if let Some(conn) = conn {
@@ -131,6 +146,7 @@ pub fn run() -> Result<()> {
         }
         result
     })?;
+    reporter.finish();
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
 }

@@ -23,6 +23,10 @@
 //! --range, the member that decided the range, or one that has applied the
 //! oplog through `to`; a member behind `to` is waited for up to --max-lag,
 //! then the run fails naming it.
+//!
+//! Progress (documents and bytes per collection, oplog entries, rate) goes to
+//! stderr every --progress INTERVAL (default $MB_PROGRESS, else 30s; `off`),
+//! as a live line on a terminal; -q turns it off unless --progress is given.
 //! ```
 
 use std::path::PathBuf;
@@ -30,6 +34,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cli::io::{create_output, is_std, write_json_atomic, AtomicFile};
+use crate::cli::progress::{Layout, Progress, ProgressArgs, Reporter};
 use crate::cli::usage;
 use crate::format::records::{read_range, Kind, RangeRecord};
 use crate::mongo::dump::{dump_from, DumpOptions};
@@ -69,6 +74,8 @@ pub(crate) struct Args {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
+    progress: ProgressArgs,
+    #[command(flatten)]
     log: crate::cli::LogArgs,
 }
 
@@ -90,7 +97,9 @@ pub fn run() -> Result<()> {
         None => create_output(None)?,
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let manifest = runtime.block_on(dump(&args, out))?;
+    let reporter = Reporter::start(&args.progress, Layout::Dump)?;
+    let manifest = runtime.block_on(dump(&args, out, reporter.progress()))?;
+    reporter.finish();
     if let Some(temp) = temp {
         temp.commit()?;
     }
@@ -102,7 +111,11 @@ pub fn run() -> Result<()> {
 
 /// Connects to the member the range needs, then dumps. The databases: --db,
 /// else the range record's, else the config's db_name, else all.
-async fn dump(args: &Args, out: Box<dyn std::io::Write + Send>) -> Result<crate::format::records::Manifest> {
+async fn dump(
+    args: &Args,
+    out: Box<dyn std::io::Write + Send>,
+    progress: Progress,
+) -> Result<crate::format::records::Manifest> {
     let range = args.range.as_deref().map(read_range).transpose()?;
     let config = config::load_optional(args.connect.config.as_deref())?;
     let conn = args.connect.connect_for("mb-dump", need_of(range.as_ref()), config.as_ref()).await?;
@@ -121,6 +134,7 @@ async fn dump(args: &Args, out: Box<dyn std::io::Write + Send>) -> Result<crate:
         no_oplog: args.no_oplog,
         parallel: args.parallel,
         chunk_size: args.chunk_size,
+        progress,
     };
     conn.run(async |conn| dump_from(conn, &options, range, out).await).await
 }

@@ -31,6 +31,10 @@
 //!                                MB_RESTORE_POLL_SECS, default 30), then read it.
 //!                                Without it such an object fails with one line
 //!                                saying how to restore it.
+//!         --progress <i>         Bytes received, of the whole, and rate on stderr
+//!                                every <i> (30s; `off`), a live line on a terminal
+//!                                [default: $MB_PROGRESS, else 30s]. -q: none
+//!                                unless --progress.
 //!
 //! Where: --endpoint, --bucket, --region, --signature-version, --access-key-id,
 //! --config, --store-dir, --path-style, --attempts, --timeout, --deadline as for
@@ -50,6 +54,7 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::io::AtomicFile;
+use crate::cli::progress::{Layout, Progress, ProgressArgs, Reporter};
 use crate::crc64::Crc64;
 use crate::format::records::PutRecord;
 use crate::settings::store::StoreArgs;
@@ -82,6 +87,8 @@ pub(crate) struct Args {
     pub restore: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     #[command(flatten)]
     pub log: crate::cli::LogArgs,
 }
@@ -144,14 +151,18 @@ pub fn run() -> Result<()> {
     }
     let expected = args.check_put.as_deref().map(read_put_record).transpose()?;
     let expected = expected.as_ref();
+    let reporter = Reporter::start(&args.progress, Layout::Get)?;
+    let progress = reporter.progress();
     match &args.output {
-        Some(path) if path.as_os_str() != "-" => download_to_file(&*store, key, args.range, path, expected),
+        Some(path) if path.as_os_str() != "-" => download_to_file(&*store, key, args.range, path, expected, &progress)?,
         _ => {
             let mut out = stdout.lock();
-            download(&*store, key, args.range, &mut out, expected)?;
-            out.flush().context("writing stdout")
+            download(&*store, key, args.range, &mut out, expected, &progress)?;
+            out.flush().context("writing stdout")?
         }
     }
+    reporter.finish();
+    Ok(())
 }
 
 fn read_put_record(path: &Path) -> Result<PutRecord> {
@@ -167,12 +178,15 @@ fn download(
     range: Option<ByteRange>,
     out: &mut dyn Write,
     expected: Option<&PutRecord>,
+    progress: &Progress,
 ) -> Result<()> {
     if let Some(put) = expected.filter(|put| put.key != key) {
         return Err(crate::cli::integrity(format!("{key:?}: its put record names another object, {:?}", put.key)));
     }
     let mut object = store.get(key, range).with_context(|| format!("reading {key:?} from {}", store.location()))?;
     let whole = object.start == 0 && object.len == object.meta.size;
+    progress.set_total(object.len);
+    let received = progress.input();
     let mut crc = Crc64::new();
     let mut count: u64 = 0;
     let mut buf = vec![0u8; 1 << 20];
@@ -187,6 +201,7 @@ fn download(
             crc.update(&buf[..n]);
         }
         count += n as u64;
+        received.add(1, n as u64);
         out.write_all(&buf[..n]).context("writing the output")?;
     }
     if count != object.len {
@@ -231,11 +246,12 @@ fn download_to_file(
     range: Option<ByteRange>,
     path: &Path,
     expected: Option<&PutRecord>,
+    progress: &Progress,
 ) -> Result<()> {
     let name = path.file_name().context("--output needs a file name")?.to_string_lossy().into_owned();
     let mut file = AtomicFile::create(path, &format!(".{name}.mb-tmp-"))?;
     let mut out = io::BufWriter::with_capacity(1 << 20, file.file());
-    download(store, key, range, &mut out, expected)?;
+    download(store, key, range, &mut out, expected, progress)?;
     out.flush().context("writing the output")?;
     drop(out);
     file.commit()

@@ -76,7 +76,10 @@
 //!                                retried [default: 60].
 //!         --deadline <secs>      Seconds for all attempts of one request, plus
 //!                                1 s per MiB sent [default: 600].
-//!     -q, --quiet / -v, --verbose
+//!         --progress <i>         Bytes read, bytes and parts sent, rate on stderr
+//!                                every <i> (30s; `off`), a live line on a terminal
+//!                                [default: $MB_PROGRESS, else 30s].
+//!     -q, --quiet / -v, --verbose (-q: no progress unless --progress)
 //!
 //! Exit status: 0 stored and verified; 1 failure (network, credentials,
 //! missing bucket, empty stdin); 2 usage (bad flag, key or bucket name);
@@ -90,6 +93,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use crate::cli::progress::{Counted, Layout, ProgressArgs, Reporter};
 use crate::cli::usage;
 use crate::format::records::{PutRecord, PUT_FORMAT};
 use crate::settings::config::load_optional;
@@ -134,6 +138,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
     pub log: crate::cli::LogArgs,
 }
 
@@ -151,14 +157,17 @@ pub fn run() -> Result<()> {
     let config = load_optional(args.store.config.as_deref())?;
     let (storage_class, sse, sse_key_id) =
         storage_options(&args.storage_class, &args.sse, &args.sse_key_id, config.as_ref())?;
+    let reporter = Reporter::start(&args.progress, Layout::Put { parts: args.store.store_dir.is_none() })?;
     let tuning = OssTuning {
         part_size: args.part_size,
         parallel: args.parallel as usize,
         expected_size: args.expected_size,
         temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        progress: reporter.progress(),
     };
     let store = args.store.open_with(tuning, config.as_ref())?;
-    let mut stdin = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    let stdin = Counted::new(std::io::stdin().lock(), reporter.progress().input());
+    let mut stdin = BufReader::with_capacity(1 << 20, stdin);
     if stdin.fill_buf().context("reading stdin")?.is_empty() && !args.allow_empty {
         anyhow::bail!("stdin is empty; refusing to store an empty object as {:?} (use --allow-empty)", args.key);
     }
@@ -176,6 +185,7 @@ pub fn run() -> Result<()> {
     if put.stored_crc64.is_none() {
         verify_by_head(&*store, key, &put)?;
     }
+    reporter.finish();
     let record = PutRecord {
         format: PUT_FORMAT.into(),
         bucket: store.bucket().to_string(),

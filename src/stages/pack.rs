@@ -51,7 +51,10 @@
 //!
 //! Common options:
 //!     -o, --output <path>    Write here instead of stdout (`-` is stdout).
-//!     -q, --quiet            Print errors only.
+//!         --progress <i>     Bytes in and out, ratio and rate on stderr every
+//!                            <i> (30s; `off`), a live line on a terminal
+//!                            [default: $MB_PROGRESS, else 30s].
+//!     -q, --quiet            Print errors only (no progress unless --progress).
 //!     -v, --verbose          Print more (repeat for debug output).
 //!     -h, --help             Print this help.
 //!
@@ -71,6 +74,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::cli::io::{create_output_file, open_input_file};
+use crate::cli::progress::{Counted, Layout, ProgressArgs, Reporter};
 use crate::cli::{self, usage};
 use crate::pack::{compress, compress_zstd, decompress, Codec, CompressOptions, DecompressOptions, ZstdOptions};
 
@@ -114,6 +118,9 @@ pub(crate) struct Args {
     pub block_size: usize,
 
     #[command(flatten)]
+    pub progress: ProgressArgs,
+
+    #[command(flatten)]
     pub log: crate::cli::LogArgs,
 }
 
@@ -133,8 +140,11 @@ pub fn run() -> anyhow::Result<()> {
         // As gzip: binary on a terminal is never what was meant.
         return Err(usage("refusing to write compressed data to a terminal (redirect stdout or use -o)"));
     }
-    let input: Box<dyn Read + Send> = Box::new(open_input_file(args.input.as_deref())?);
-    let mut output: Box<dyn Write + Send> = Box::new(create_output_file(args.output.as_deref())?);
+    let reporter = Reporter::start(&args.progress, Layout::Pack { decompress: args.decompress })?;
+    let progress = reporter.progress();
+    let input: Box<dyn Read + Send> = Box::new(Counted::new(open_input_file(args.input.as_deref())?, progress.input()));
+    let mut output: Box<dyn Write + Send> =
+        Box::new(Counted::new(create_output_file(args.output.as_deref())?, progress.output()));
 
     let result = if args.decompress {
         let opts = DecompressOptions { threaded: threads > 1, input_name: input_name.clone(), output_name };
@@ -162,6 +172,9 @@ pub fn run() -> anyhow::Result<()> {
             })
             .with_context(|| format!("compressing {input_name}"))
     };
+    if result.is_ok() {
+        reporter.finish();
+    }
     if result.is_err() && to_file {
         // A partial file would look like a finished one later; remove it, as gzip does.
         drop(output);

@@ -16,6 +16,7 @@ mod oss_stages;
 mod oss_upload;
 mod pack;
 mod pack_zstd;
+mod progress;
 mod replay;
 mod replay_random;
 mod restore_cases;

@@ -84,7 +84,7 @@ pub(crate) async fn plan_users_and_roles(client: &Client, databases: &[String]) 
 pub(crate) async fn dump_collection(
     client: &Client,
     plan: CollectionPlan,
-    chunk_size: u64,
+    options: &super::DumpOptions,
     pool: &BufferPool,
     tx: &mpsc::Sender<Entry>,
 ) -> Result<CollectionEntry> {
@@ -126,17 +126,21 @@ pub(crate) async fn dump_collection(
     };
     let collection = db.collection::<RawDocumentBuf>(&data_collection);
     let mut cursor = collection.find(plan.filter.clone()).await.with_context(|| format!("reading {ns}"))?;
-    let mut chunks = ChunkBuilder::new(chunk_size, pool.clone(), |seq| {
+    let meter = options.progress.collection(&ns);
+    let mut chunks = ChunkBuilder::new(options.chunk_size, pool.clone(), |seq| {
         EntryName::Chunk { db: plan.db.clone(), coll: plan.name.clone(), seq }.path()
     });
     while cursor.advance().await.with_context(|| format!("reading {ns}"))? {
-        if let Some(full) = chunks.push(cursor.current().as_bytes()) {
+        let document = cursor.current().as_bytes();
+        meter.add(1, document.len() as u64);
+        if let Some(full) = chunks.push(document) {
             send(tx, full).await?;
         }
     }
     if let Some(last) = chunks.finish() {
         send(tx, last).await?;
     }
+    meter.finish();
     (entry.docs, entry.bytes, entry.crc64, entry.chunks) = chunks.totals();
     crate::debug!("dumped {ns}: {} documents", entry.docs);
     Ok(entry)

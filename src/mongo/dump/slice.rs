@@ -37,7 +37,7 @@ pub(crate) async fn dump_oplog(
     databases: &[String],
     bound: Bound,
     to: Ts,
-    chunk_size: u64,
+    options: &super::DumpOptions,
     pool: &BufferPool,
     tx: &mpsc::Sender<Entry>,
 ) -> Result<OplogEntry> {
@@ -49,7 +49,8 @@ pub(crate) async fn dump_oplog(
     let filter = oplog::dump_filter(databases, ts_filter);
     let oplog_coll = client.database("local").collection::<RawDocumentBuf>("oplog.rs");
     let mut cursor = oplog_coll.find(filter).await.context("reading the oplog")?;
-    let mut chunks = ChunkBuilder::new(chunk_size, pool.clone(), |seq| EntryName::Oplog { seq }.path());
+    let mut chunks = ChunkBuilder::new(options.chunk_size, pool.clone(), |seq| EntryName::Oplog { seq }.path());
+    let meter = options.progress.oplog();
     let mut last: Option<Ts> = None;
     while cursor.advance().await.context("reading the oplog")? {
         let entry = cursor.current();
@@ -61,6 +62,7 @@ pub(crate) async fn dump_oplog(
         if !oplog::keep_for_databases(entry, databases)? {
             continue;
         }
+        meter.add(1, entry.as_bytes().len() as u64);
         if let Some(full) = chunks.push(entry.as_bytes()) {
             send(tx, full).await?;
         }

@@ -60,11 +60,19 @@ pub struct OssTuning {
     pub expected_size: Option<u64>,
     /// Where parts too large to hold in memory are staged (`$TMPDIR` by default).
     pub temp_dir: PathBuf,
+    /// Counts the parts and bytes sent (mb-oss-put's progress).
+    pub progress: crate::cli::progress::Progress,
 }
 
 impl Default for OssTuning {
     fn default() -> Self {
-        Self { part_size: parts::DEFAULT_PART, parallel: 4, expected_size: None, temp_dir: std::env::temp_dir() }
+        Self {
+            part_size: parts::DEFAULT_PART,
+            parallel: 4,
+            expected_size: None,
+            temp_dir: std::env::temp_dir(),
+            progress: Default::default(),
+        }
     }
 }
 

@@ -90,8 +90,12 @@ impl OssStore {
 
     fn simple_put(&self, key: &str, data: PartData, crc: &Crc64, options: &ObjectOptions) -> Result<PutResult> {
         let md5 = data.md5();
+        let sent = data.len();
         let answer = match self.rt.block_on(self.client.put_object(&self.bucket, key, data, options)) {
-            Ok(answer) => answer,
+            Ok(answer) => {
+                self.tuning.progress.output().add(1, sent);
+                answer
+            }
             Err(err) => {
                 let exists = err.chain().any(|c| c.downcast_ref::<OssError>().is_some_and(OssError::is_already_exists));
                 // A retry after a lost answer finds our own object: same MD5
@@ -180,9 +184,11 @@ impl OssStore {
                 let client = self.client.clone();
                 let (bucket, key, upload_id) = (self.bucket.clone(), key.to_string(), upload_id.to_string());
                 crate::debug!("part {number}: {} bytes", body.len());
+                let (sent, size) = (self.tuning.progress.output(), body.len());
                 tasks.spawn_on(
                     async move {
                         let answer = client.upload_part(&bucket, &key, &upload_id, number, body).await?;
+                        sent.add(1, size);
                         let etag = answer.etag.with_context(|| format!("UploadPart {number} answer has no ETag"))?;
                         Ok((number, etag))
                     },
