@@ -39,9 +39,14 @@ fn insert(source: &Mongod, db: &str, n: i32) {
     .unwrap();
 }
 
-/// A cycle name just after `cycle` (a run that began after it and was killed).
-fn later_cycle(cycle: &str, digit: char) -> String {
-    format!("{}{digit}Z", &cycle[..cycle.len() - 2])
+/// A cycle name `micros` microseconds after `cycle` (a run that began after
+/// it and was killed). Not by replacing the last digit: when that was 9, the
+/// name came out earlier than `cycle` (about one run in ten failed).
+fn later_cycle(cycle: &str, micros: u32) -> String {
+    let (seconds, fraction) = cycle.trim_end_matches('Z').split_once('.').unwrap();
+    let later = fraction.parse::<u32>().unwrap() + micros;
+    assert!(later < 1_000_000, "{cycle} is within {micros} µs of a second: run again");
+    format!("{seconds}.{later:06}Z")
 }
 
 #[test]
@@ -63,8 +68,8 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     let [c1, c2] = <[String; 2]>::try_from(cycles(&oss, db)).unwrap();
     // A killed run's object (no marker) and its abandoned upload, two days
     // ago; another run's, an hour ago; an object of another chain.
-    let old_leftover = format!("{db}/{}/000000-full.tar.gz", later_cycle(&c2, '9'));
-    let young_leftover = format!("{db}/{}/000000-full.tar.gz", later_cycle(&c2, '8'));
+    let old_leftover = format!("{db}/{}/000000-full.tar.gz", later_cycle(&c2, 2));
+    let young_leftover = format!("{db}/{}/000000-full.tar.gz", later_cycle(&c2, 1));
     oss.put_object(BUCKET, &old_leftover, b"cut stream");
     oss.begin_upload(BUCKET, &old_leftover);
     oss.put_object(BUCKET, &format!("{db}_other/{c1}/000000-full.tar.gz"), b"not ours");
