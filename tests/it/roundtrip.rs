@@ -22,12 +22,26 @@ fn full_dump_during_writes_restores_to_the_consistency_point() {
 
     let writer = Writer::start(source.client(), db);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let dump = stage("mb-dump")
+    let mut child = stage("mb-dump")
         .args(["--uri", &source.uri(), "--db", db, "--chunk-size", "64KiB", "--parallel", "3", "--manifest"])
         .arg(&manifest_path)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .unwrap();
+    // A reader that pauses holds the dump open (its pipe full) while the
+    // writer goes on: without it a loaded machine could finish the dump
+    // between two writes, and there would be nothing during it to carry.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = vec![0; 256 << 10];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    let ops_before = writer.ops.load(std::sync::atomic::Ordering::Relaxed);
+    while writer.ops.load(std::sync::atomic::Ordering::Relaxed) < ops_before + 40 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::io::Read::read_to_end(&mut stdout, &mut head).unwrap();
+    let mut dump = child.wait_with_output().unwrap();
+    dump.stdout = head;
     let ops = writer.stop();
     assert_ok(&dump);
     assert!(ops > 0, "the writer never ran");
