@@ -17,6 +17,7 @@ mod oss_upload;
 mod pack;
 mod pack_zstd;
 mod replay;
+mod replay_parallel;
 mod replay_random;
 mod restore_cases;
 mod retention;

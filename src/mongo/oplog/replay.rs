@@ -57,7 +57,14 @@ pub(crate) struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { until: None, ns_map: NsMap::default(), batch_ops: 1000, batch_bytes: 8 << 20, dropped: false, workers: 1 }
+        ReplayOptions {
+            until: None,
+            ns_map: NsMap::default(),
+            batch_ops: 1000,
+            batch_bytes: 8 << 20,
+            dropped: false,
+            workers: 1,
+        }
     }
 }
 
