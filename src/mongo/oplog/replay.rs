@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{bail, Context, Result};
-use mongodb::bson::{doc, Bson, Document, RawDocument};
+use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf};
 use mongodb::Client;
 
 use super::{entry_ts, server_code};
@@ -175,6 +175,14 @@ impl Replayer {
         }
         self.stats.entries += 1;
         self.stats.last = Some(ts);
+        if let Some(crud) = self.rewrite_crud(raw, ts)? {
+            // Most entries: one insert, update or delete, rewritten without decoding.
+            match crud {
+                Some(op) => self.queue_raw(op, ts).await?,
+                None => self.stats.skipped += 1,
+            }
+            return Ok(Flow::Continue);
+        }
         let entry: Document = raw.try_into().with_context(|| format!("decoding oplog entry {ts}"))?;
         let Rewritten { ops, transaction } = self.rewrite(entry, ts)?;
         if ops.is_empty() {
@@ -251,12 +259,17 @@ impl Replayer {
     /// Hands a CRUD operation to its document's worker; one that names no
     /// single document is applied alone, between barriers.
     async fn queue(&mut self, op: Document, ts: Ts) -> Result<()> {
+        let op = RawDocumentBuf::from_document(&op).with_context(|| format!("encoding oplog entry {ts}"))?;
+        self.queue_raw(op, ts).await
+    }
+
+    async fn queue_raw(&mut self, op: RawDocumentBuf, ts: Ts) -> Result<()> {
         let worker = if self.ordered { Some(0) } else { self.partition.worker_for(&self.client, &op).await };
         match worker {
-            Some(worker) => self.workers.queue(worker, &op, ts).await,
+            Some(worker) => self.workers.queue(worker, op, ts).await,
             None => {
                 self.flush().await?;
-                self.workers.queue(0, &op, ts).await?;
+                self.workers.queue(0, op, ts).await?;
                 self.flush().await
             }
         }

@@ -17,7 +17,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawDocument};
 use mongodb::Client;
 
 use crate::debug;
@@ -50,7 +50,7 @@ impl Partitioner {
 
     /// The worker for a CRUD operation, or None when it does not name one
     /// document (applied alone, behind a barrier).
-    pub(super) async fn worker_for(&mut self, client: &Client, op: &Document) -> Option<usize> {
+    pub(super) async fn worker_for(&mut self, client: &Client, op: &RawDocument) -> Option<usize> {
         if self.workers == 1 {
             return Some(0);
         }
@@ -67,19 +67,21 @@ impl Partitioner {
         let mut hasher = DefaultHasher::new();
         ns.hash(&mut hasher);
         if route == Route::ByDocument {
-            hash_id(document_id(op)?, &mut hasher);
+            hash_id(&document_id(op)?, &mut hasher);
         }
         Some((hasher.finish() % self.workers as u64) as usize)
     }
 }
 
 /// The `_id` of the document an insert, update or delete entry writes.
-fn document_id(op: &Document) -> Option<&Bson> {
-    match op.get_str("op").ok()? {
-        "i" | "d" => op.get_document("o").ok()?.get("_id"),
-        "u" => op.get_document("o2").ok()?.get("_id"),
-        _ => None,
-    }
+fn document_id(op: &RawDocument) -> Option<Bson> {
+    let holder = match op.get_str("op").ok()? {
+        "i" | "d" => "o",
+        "u" => "o2",
+        _ => return None,
+    };
+    let id = op.get_document(holder).ok()?.get("_id").ok()??;
+    Bson::try_from(id.to_raw_bson()).ok()
 }
 
 /// What the target's collection `ns` is, from listCollections and

@@ -52,8 +52,7 @@ impl Workers {
 
     /// Adds an operation to `worker`'s batch, sending the batch first when
     /// it is full (which waits while that worker's queue is full).
-    pub(super) async fn queue(&mut self, worker: usize, op: &Document, ts: Ts) -> Result<()> {
-        let op = RawDocumentBuf::from_document(op).with_context(|| format!("encoding oplog entry {ts}"))?;
+    pub(super) async fn queue(&mut self, worker: usize, op: RawDocumentBuf, ts: Ts) -> Result<()> {
         self.start();
         let size = op.as_bytes().len();
         let batch = &self.lanes[worker].1;
