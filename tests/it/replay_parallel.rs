@@ -14,9 +14,9 @@ use mongodb::Client;
 use mb::format::records::Ts;
 
 use crate::replay::{assert_same_as_source, now, run, Chain};
-use crate::support::assert_ok;
 use crate::support::data::shape;
 use crate::support::mongod::{block_on, Mongod};
+use crate::support::{assert_fails_with, assert_ok, run_with_input, stage, stderr_of};
 
 fn fresh(source: &Mongod, target: &Mongod, db: &str) -> Client {
     for server in [source, target] {
@@ -116,7 +116,7 @@ fn ids_equal_by_value_and_by_collation_are_one_document() {
     let mut step = 0i64;
     for (coll, groups) in [("numbers", &numbers as &dyn Fn(i32) -> Vec<Vec<Bson>>), ("nocase", &cases)] {
         for turn in 0..3 {
-            for v in 0..40 {
+            for v in 0..20 {
                 for group in groups(v) {
                     for (k, id) in group.iter().enumerate() {
                         step += 1;
@@ -153,27 +153,24 @@ fn collections_whose_documents_depend_on_each_other_replay_in_order() {
     );
     run(&client, db, doc! {"create": "log", "capped": true, "size": 65536, "max": 3});
     let mut chain = Chain::full(source, &[db]);
+    let mut emails: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
     for round in 0..6 {
-        // Pairs swap their emails through a free value: each write is valid
-        // only after the one before it, on another document.
-        for pair in 0..20 {
-            let (a, b) = (pair * 2, pair * 2 + 1);
-            let users = client.database(db).collection::<Document>("users");
-            block_on(async {
-                let email = |d: Option<Document>| d.unwrap().get_str("email").unwrap().to_string();
-                let ea = email(users.find_one(doc! {"_id": a}).await.unwrap());
-                let eb = email(users.find_one(doc! {"_id": b}).await.unwrap());
-                users.update_one(doc! {"_id": a}, doc! {"$set": {"email": "free"}}).await.unwrap();
-                users.update_one(doc! {"_id": b}, doc! {"$set": {"email": ea}}).await.unwrap();
-                users.update_one(doc! {"_id": a}, doc! {"$set": {"email": eb}}).await.unwrap();
-            });
+        // Pairs swap their emails through a free value (one ordered command,
+        // an oplog entry per write): each write is valid only after the one
+        // before it, on another document.
+        let mut updates = Vec::new();
+        for a in (0..40).step_by(2) {
+            let b = a + 1;
+            updates.push(doc! {"q": {"_id": a as i32}, "u": {"$set": {"email": "free"}}});
+            updates.push(doc! {"q": {"_id": b as i32}, "u": {"$set": {"email": &emails[a]}}});
+            updates.push(doc! {"q": {"_id": a as i32}, "u": {"$set": {"email": &emails[b]}}});
+            emails.swap(a, b);
         }
+        run(&client, db, doc! {"update": "users", "updates": updates, "ordered": true});
         // A capped collection keeps the newest 3 by insertion order.
         let entries: Vec<Document> =
             (0..40).map(|i| doc! {"_id": round * 100 + (i * 37) % 40, "round": round}).collect();
-        for entry in entries {
-            run(&client, db, doc! {"insert": "log", "documents": [entry]});
-        }
+        run(&client, db, doc! {"insert": "log", "documents": entries, "ordered": true});
     }
     chain.slice();
     restore_and_compare(&chain, db, &["--parallel", "4", "--oplog-batch", "4"]);
@@ -233,4 +230,35 @@ fn commands_and_transactions_between_writes_are_barriers() {
     chain.slice();
     restore_and_compare(&chain, db, &["--parallel", "4", "--oplog-batch", "8"]);
     restore_until(&chain, db, &["--parallel", "4", "--oplog-batch", "8"], after_transaction, &then);
+}
+
+#[test]
+fn a_write_that_fails_in_one_worker_fails_the_restore_naming_it() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "par_fail";
+    let client = fresh(source, target, db);
+    run(&client, db, doc! {"insert": "x", "documents": (0..10).map(|i| doc! {"_id": i, "k": i}).collect::<Vec<_>>()});
+    run(&client, db, doc! {"insert": "y", "documents": [{"_id": 0}]});
+    let mut chain = Chain::full(source, &[db]);
+    run(&client, db, doc! {"insert": "y", "documents": (1..400).map(|i| doc! {"_id": i}).collect::<Vec<_>>()});
+    run(&client, db, doc! {"insert": "x", "documents": [{"_id": 10, "k": 3}]});
+    run(&client, db, doc! {"insert": "y", "documents": (400..800).map(|i| doc! {"_id": i}).collect::<Vec<_>>()});
+    chain.slice();
+    // The target's x has a unique index the source's has not: the duplicate k fails there.
+    let full = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &chain.streams[0]);
+    assert_ok(&full);
+    run(
+        &target.client(),
+        db,
+        doc! {"createIndexes": "x", "indexes": [{"key": {"k": 1}, "name": "k_1", "unique": true}]},
+    );
+    let slice = run_with_input(
+        stage("mb-apply").args(["--uri", &target.uri(), "--parallel", "4", "--oplog-batch", "16"]),
+        &chain.streams[1],
+    );
+    assert_fails_with(&slice, 1, "on par_fail.x: ");
+    let stderr = stderr_of(&slice);
+    assert!(stderr.contains("mb-apply: applying oplog entry ") && stderr.contains("duplicate key"), "{stderr}");
+    assert!(slice.stdout.is_empty(), "no record of a restore that failed");
 }
