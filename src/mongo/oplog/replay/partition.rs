@@ -122,10 +122,13 @@ async fn learn(client: &Client, ns: &str) -> Route {
     };
     let unique_beyond_id = indexes.iter().any(|spec| {
         let Some(spec) = spec.as_document() else { return true };
-        let unique = matches!(spec.get("unique"), Some(Bson::Boolean(true)))
-            || spec.get("unique").and_then(Bson::as_f64).is_some_and(|u| u != 0.0)
-            || spec.get("unique").and_then(Bson::as_i32).is_some_and(|u| u != 0)
-            || spec.get("unique").and_then(Bson::as_i64).is_some_and(|u| u != 0);
+        let unique = match spec.get("unique") {
+            Some(Bson::Boolean(unique)) => *unique,
+            Some(Bson::Int32(n)) => *n != 0,
+            Some(Bson::Int64(n)) => *n != 0,
+            Some(Bson::Double(n)) => *n != 0.0,
+            _ => false,
+        };
         let only_id = spec.get_document("key").is_ok_and(|key| key.len() == 1 && key.contains_key("_id"));
         unique && !only_id
     });
