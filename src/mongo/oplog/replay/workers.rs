@@ -43,17 +43,27 @@ pub(super) struct Workers {
     /// Per worker: its queue and the batch being filled (empty until the first operation).
     lanes: Vec<(mpsc::Sender<Job>, Batch)>,
     tasks: JoinSet<Result<()>>,
+    /// A worker failed: the run is over, nothing more is applied.
+    stopped: bool,
 }
 
 impl Workers {
     pub(super) fn new(client: Client, count: usize, batch_ops: usize, batch_bytes: usize) -> Self {
-        Workers { client, count: count.max(1), batch_ops, batch_bytes, lanes: Vec::new(), tasks: JoinSet::new() }
+        Workers {
+            client,
+            count: count.max(1),
+            batch_ops,
+            batch_bytes,
+            lanes: Vec::new(),
+            tasks: JoinSet::new(),
+            stopped: false,
+        }
     }
 
     /// Adds an operation to `worker`'s batch, sending the batch first when
     /// it is full (which waits while that worker's queue is full).
     pub(super) async fn queue(&mut self, worker: usize, op: RawDocumentBuf, ts: Ts) -> Result<()> {
-        self.start();
+        self.start()?;
         let size = op.as_bytes().len();
         let batch = &self.lanes[worker].1;
         if !batch.ops.is_empty() && (batch.ops.len() >= self.batch_ops || batch.bytes + size > self.batch_bytes) {
@@ -69,6 +79,9 @@ impl Workers {
     /// The barrier: sends every batch and waits until all are applied.
     /// Returns the count of operations applied since the last drain.
     pub(super) async fn drain(&mut self) -> Result<u64> {
+        if self.stopped {
+            return Err(anyhow!("the oplog workers stopped after an error"));
+        }
         let mut replies = Vec::with_capacity(self.lanes.len());
         for worker in 0..self.lanes.len() {
             self.send(worker).await?;
@@ -89,15 +102,19 @@ impl Workers {
     }
 
     /// Spawns the workers on first use.
-    fn start(&mut self) {
+    fn start(&mut self) -> Result<()> {
+        if self.stopped {
+            return Err(anyhow!("the oplog workers stopped after an error"));
+        }
         if !self.lanes.is_empty() {
-            return;
+            return Ok(());
         }
         for _ in 0..self.count {
             let (sender, jobs) = mpsc::channel(1);
             self.tasks.spawn(work(self.client.clone(), jobs));
             self.lanes.push((sender, Batch::default()));
         }
+        Ok(())
     }
 
     /// Sends `worker`'s batch, if it has one.
@@ -127,6 +144,7 @@ impl Workers {
     fn failed(&mut self, done: Result<Result<()>, tokio::task::JoinError>) -> anyhow::Error {
         self.tasks.abort_all();
         self.lanes.clear();
+        self.stopped = true;
         match done {
             Ok(Err(err)) => err,
             Ok(Ok(())) => anyhow!("an oplog worker stopped early"),
