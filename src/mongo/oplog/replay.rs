@@ -117,7 +117,13 @@ impl Replayer {
         let workers = options.workers.max(1);
         Replayer {
             partition: Partitioner::new(workers),
-            workers: Workers::new(client.clone(), workers, options.batch_ops, options.batch_bytes),
+            // The byte budget is shared: with N workers, N times as many batches are in flight.
+            workers: Workers::new(
+                client.clone(),
+                workers,
+                options.batch_ops,
+                (options.batch_bytes / workers).max(1 << 20),
+            ),
             ordered: false,
             client,
             options,

@@ -6,8 +6,10 @@
 //!
 //! The reader keeps decoding while workers apply. Memory is bounded: per
 //! worker, one batch being filled here, one queued (a channel of one) and
-//! one being applied, each of at most `batch_ops` operations and
-//! `batch_bytes` bytes. [`Workers::drain`] is the barrier: every batch is
+//! one being applied (twice: the command, and its copy kept to name a
+//! failing operation), each of at most `batch_ops` operations and
+//! `batch_bytes` bytes (the replayer gives each worker its share of 8 MiB,
+//! at least 1 MiB). [`Workers::drain`] is the barrier: every batch is
 //! sent and applied before it returns. A failure in any worker fails the
 //! next call here and stops the others.
 
