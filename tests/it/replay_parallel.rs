@@ -214,6 +214,18 @@ fn commands_and_transactions_between_writes_are_barriers() {
     run(&client, db, doc! {"update": "a", "updates": [{"q": {"_id": 1}, "u": {"$set": {"k": 1001}}}]});
     run(&client, db, doc! {"createIndexes": "a", "indexes": [{"key": {"k": 1}, "name": "k_1", "unique": true}]});
     bump("a", 4);
+    // Learned before the index (documents in parallel), now unique: pairs
+    // swap k through a free value, in order or a duplicate key.
+    let mut swaps = Vec::new();
+    for round in 0..4 {
+        for a in (0..48).step_by(2) {
+            let (ka, kb) = if round % 2 == 0 { (a + 1000, a + 1001) } else { (a + 1001, a + 1000) };
+            swaps.push(doc! {"q": {"_id": a}, "u": {"$set": {"k": -1}}});
+            swaps.push(doc! {"q": {"_id": a + 1}, "u": {"$set": {"k": ka}}});
+            swaps.push(doc! {"q": {"_id": a}, "u": {"$set": {"k": kb}}});
+        }
+    }
+    run(&client, db, doc! {"update": "a", "updates": swaps, "ordered": true});
     run(&client, db, doc! {"dropIndexes": "a", "index": "k_1"});
     run(&client, db, doc! {"update": "a", "updates": [{"q": {}, "u": {"$set": {"k": 0}}, "multi": true}]});
     run(&client, db, doc! {"collMod": "a", "validator": {"v": {"$exists": true}}});
