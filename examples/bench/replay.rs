@@ -8,7 +8,8 @@
 //! documents, 40% updates by `_id` with `$set` and `$inc`, 20% deletes by
 //! `_id` of the oldest documents. Every operation writes exactly one oplog
 //! entry, so the slice holds the same operations. Prints the counts and the
-//! seconds the source took to absorb them.
+//! seconds the source took to absorb them: the time spent in the write
+//! commands only (making the documents is not the server's work).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -46,7 +47,8 @@ pub async fn bulk_workload(client: &Client, db: &str, ops: u64, seed: u64) -> Re
     }
     let mut rng = Rng(seed | 1);
     let (mut inserts, mut updates, mut deletes) = (0u64, 0u64, 0u64);
-    let start = Instant::now();
+    // Only the commands are timed: making the documents is the application's work, not the server's.
+    let mut absorbing = std::time::Duration::ZERO;
     let mut bulk = 0usize;
     while inserts + updates + deletes < ops {
         let size = BULK.min(ops - inserts - updates - deletes);
@@ -71,17 +73,25 @@ pub async fn bulk_workload(client: &Client, db: &str, ops: u64, seed: u64) -> Re
         let removals: Vec<Document> =
             (0..n_delete).map(|_| doc! {"q": {"_id": live.ids.pop_front().unwrap_or(-1)}, "limit": 1}).collect();
         ensure!(live.ids.len() as u64 > BULK, "{}: too few documents left to update and delete", live.name);
-        let reply = database.run_command(doc! {"insert": live.name, "documents": documents, "ordered": false}).await?;
-        inserts += count(&reply, "n", n_insert, live.name)?;
-        let reply = database.run_command(doc! {"update": live.name, "updates": statements, "ordered": false}).await?;
-        updates += count(&reply, "nModified", n_update, live.name)?;
-        let reply = database.run_command(doc! {"delete": live.name, "deletes": removals, "ordered": false}).await?;
-        deletes += count(&reply, "n", n_delete, live.name)?;
+        let commands = [
+            doc! {"insert": live.name, "documents": documents, "ordered": false},
+            doc! {"update": live.name, "updates": statements, "ordered": false},
+            doc! {"delete": live.name, "deletes": removals, "ordered": false},
+        ];
+        let start = Instant::now();
+        let mut replies = Vec::with_capacity(3);
+        for command in commands {
+            replies.push(database.run_command(command).await?);
+        }
+        absorbing += start.elapsed();
+        inserts += count(&replies[0], "n", n_insert, live.name)?;
+        updates += count(&replies[1], "nModified", n_update, live.name)?;
+        deletes += count(&replies[2], "n", n_delete, live.name)?;
     }
     println!(
         "{}",
         serde_json::json!({"ops": inserts + updates + deletes, "inserts": inserts, "updates": updates,
-            "deletes": deletes, "bulk": BULK, "seconds": start.elapsed().as_secs_f64()})
+            "deletes": deletes, "bulk": BULK, "seconds": absorbing.as_secs_f64()})
     );
     Ok(())
 }
