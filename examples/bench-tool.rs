@@ -20,6 +20,10 @@
 //! - `workload --uri U --db D --ops N [--collection C]`: about N single-document
 //!   writes (oplog entries) on C: 40% updates, 40% inserts, 20% deletes, in
 //!   bulk commands; prints the counts as JSON.
+//! - `bulk-workload --uri U --db D --ops N [--seed S]`: N writes on a
+//!   `generate-shop` database as unordered bulk writes of 1000 (40% inserts,
+//!   40% `$set`/`$inc` updates, 20% deletes; see `examples/bench/replay.rs`);
+//!   prints the counts and the seconds the source took (the replay row's baseline).
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,8 @@ use mongodb::bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 
+#[path = "bench/replay.rs"]
+mod replay;
 #[path = "bench/shop.rs"]
 mod shop;
 
@@ -98,6 +104,17 @@ enum Command {
         #[arg(long, default_value = "small_0")]
         collection: String,
     },
+    /// OPS writes on a shop database as unordered bulk writes of 1000.
+    BulkWorkload {
+        #[arg(long)]
+        uri: String,
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        ops: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -112,6 +129,9 @@ async fn main() -> Result<()> {
         }
         Command::Drain { uri, db, parallel } => drain(&uri, &db, parallel).await,
         Command::Workload { uri, db, ops, collection } => workload(&uri, &db, ops, &collection).await,
+        Command::BulkWorkload { uri, db, ops, seed } => {
+            replay::bulk_workload(&client(&uri).await?, &db, ops, seed).await
+        }
     }
 }
 

@@ -146,6 +146,7 @@ impl<'a> Restore<'a> {
                     ns_map: ns_map.clone(),
                     batch_ops: options.oplog_batch.max(1),
                     dropped: options.drop,
+                    workers: options.parallel,
                     ..Default::default()
                 },
             )),

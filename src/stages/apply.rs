@@ -7,11 +7,14 @@
 //!
 //! Reads a full dump and then any oplog slices of its cycle, concatenated
 //! (`cat full.tar slice1.tar ... | mb-apply`): creates the collections with
-//! their options, inserts the documents in batches (--parallel collections at
-//! once), builds the indexes, then replays the oplog in order, up to --until
+//! their options, inserts the documents in batches (--parallel chunks at
+//! once), builds the indexes, then replays the oplog up to --until
 //! (inclusive; `2026-11-24T03:15:00Z` means up to the end of that second, or
-//! give `seconds,ordinal`). Every chunk's CRC-64 and document count is checked
-//! before it is written; the stream's manifest is checked at its end. A chain
+//! give `seconds,ordinal`). The oplog's writes go on --parallel connections,
+//! each document's in order (as a secondary applies them); commands and
+//! transactions wait for all before them; --parallel 1 is strictly in
+//! order. Every chunk's CRC-64 and document count is checked before it is
+//! written; the stream's manifest is checked at its end. A chain
 //! whose slices do not follow each other exactly is refused, naming the hole.
 //! Only the backup's databases are written (the rest of a cross-database
 //! transaction is counted, not applied). --drop first drops what the backup
@@ -78,7 +81,8 @@ pub(crate) struct Args {
     /// Write a mongodump-layout directory instead of restoring to a server.
     #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
     to_dir: Option<PathBuf>,
-    /// Chunks inserted at once.
+    /// Chunks inserted at once, indexes built at once, and connections
+    /// replaying the oplog (each document's operations in order; 1: all in order).
     #[arg(long, default_value_t = 4, value_name = "N")]
     parallel: usize,
     /// Do not build the indexes.

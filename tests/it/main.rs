@@ -18,6 +18,7 @@ mod pack;
 mod pack_zstd;
 mod progress;
 mod replay;
+mod replay_parallel;
 mod replay_random;
 mod restore_cases;
 mod retention;

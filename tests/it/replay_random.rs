@@ -239,7 +239,9 @@ fn random_chains_restore_each_phase_exactly() {
     }
     for (phase, (at, expected)) in phases.iter().enumerate() {
         let until = at.to_string();
-        let output = chain.apply(target, &["--drop", "-q", "--until", &until]);
+        // Four workers and small batches: the replay interleaves across connections.
+        let output =
+            chain.apply(target, &["--drop", "-q", "--parallel", "4", "--oplog-batch", "16", "--until", &until]);
         assert_ok(&output);
         let restored = state(target, &DATABASES);
         for ((db, hashes, shape), (_, want_hashes, want_shape)) in restored.iter().zip(expected) {

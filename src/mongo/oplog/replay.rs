@@ -11,11 +11,17 @@
 //! several entries are applied only once their commit is in range, their
 //! in-scope operations together. DDL that `applyOps` does not apply without
 //! the source's UUIDs runs as the command itself.
+//!
+//! CRUD operations are applied as a secondary applies them: in parallel on
+//! `workers` connections, partitioned by document (`replay/partition.rs`,
+//! `replay/workers.rs`), each document's operations in order. Every command
+//! and every transaction is a barrier: all workers finish what they were
+//! given, then it is applied alone, in order. One worker is strictly in order.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{bail, Context, Result};
-use mongodb::bson::{doc, Bson, Document, RawDocument};
+use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf};
 use mongodb::Client;
 
 use super::{entry_ts, server_code};
@@ -23,9 +29,13 @@ use crate::debug;
 use crate::format::records::ReplayStats;
 use crate::format::records::Ts;
 use crate::mongo::ns::NsMap;
+use partition::Partitioner;
 use rewrite::Rewritten;
+use workers::Workers;
 
+mod partition;
 mod rewrite;
+mod workers;
 
 /// How `mb-apply` replays oplog entries.
 #[derive(Debug, Clone)]
@@ -41,11 +51,20 @@ pub(crate) struct ReplayOptions {
     /// `--drop`: the target's part in the backup's scope was emptied first,
     /// so a collection that already exists was made by this restore.
     pub dropped: bool,
+    /// Connections applying CRUD operations in parallel (1: strictly in order).
+    pub workers: usize,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { until: None, ns_map: NsMap::default(), batch_ops: 1000, batch_bytes: 8 << 20, dropped: false }
+        ReplayOptions {
+            until: None,
+            ns_map: NsMap::default(),
+            batch_ops: 1000,
+            batch_bytes: 8 << 20,
+            dropped: false,
+            workers: 1,
+        }
     }
 }
 
@@ -58,13 +77,15 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// Replays oplog entries, in order, through `applyOps`.
+/// Replays oplog entries through `applyOps`, each document's in order.
 pub(crate) struct Replayer {
     client: Client,
     options: ReplayOptions,
-    pending: Vec<Document>,
-    pending_bytes: usize,
-    pending_first: Option<Ts>,
+    /// Which worker applies a CRUD operation.
+    partition: Partitioner,
+    workers: Workers,
+    /// Inside a transaction: its CRUD operations go to one worker, in order.
+    ordered: bool,
     /// Operations of transactions whose commit has not been read yet, by (lsid, txnNumber).
     open_transactions: HashMap<String, Vec<Document>>,
     /// The databases the backup holds (its header's); empty: the whole instance.
@@ -93,12 +114,19 @@ const ALREADY_APPLIED: &[i32] = &[
 impl Replayer {
     /// A replayer writing to `client`.
     pub(crate) fn new(client: Client, options: ReplayOptions) -> Self {
+        let workers = options.workers.max(1);
         Replayer {
+            partition: Partitioner::new(workers),
+            // The byte budget is shared: with N workers, N times as many batches are in flight.
+            workers: Workers::new(
+                client.clone(),
+                workers,
+                options.batch_ops,
+                (options.batch_bytes / workers).max(1 << 20),
+            ),
+            ordered: false,
             client,
             options,
-            pending: Vec::new(),
-            pending_bytes: 0,
-            pending_first: None,
             open_transactions: HashMap::new(),
             scope: Vec::new(),
             out_of_scope: BTreeMap::new(),
@@ -153,6 +181,14 @@ impl Replayer {
         }
         self.stats.entries += 1;
         self.stats.last = Some(ts);
+        if let Some(crud) = self.rewrite_crud(raw, ts)? {
+            // Most entries: one insert, update or delete, rewritten without decoding.
+            match crud {
+                Some(op) => self.queue_raw(op, ts).await?,
+                None => self.stats.skipped += 1,
+            }
+            return Ok(Flow::Continue);
+        }
         let entry: Document = raw.try_into().with_context(|| format!("decoding oplog entry {ts}"))?;
         let Rewritten { ops, transaction } = self.rewrite(entry, ts)?;
         if ops.is_empty() {
@@ -180,30 +216,10 @@ impl Replayer {
         Ok(())
     }
 
-    /// Applies what is queued.
+    /// Applies what is queued: the barrier before a command or a
+    /// transaction, and at the end of each stream.
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let ops = std::mem::take(&mut self.pending);
-        let first = self.pending_first.take().unwrap_or_default();
-        self.pending_bytes = 0;
-        let count = ops.len() as u64;
-        let result = self.client.database("admin").run_command(doc! {"applyOps": ops.clone()}).await;
-        if let Err(err) = result {
-            // Find the one operation that fails, to name it.
-            for op in ops {
-                let ts = op.get_timestamp("ts").map(Ts::from).unwrap_or(first);
-                let ns = op.get_str("ns").unwrap_or("?").to_string();
-                self.client
-                    .database("admin")
-                    .run_command(doc! {"applyOps": [op]})
-                    .await
-                    .with_context(|| format!("applying oplog entry {ts} on {ns}"))?;
-            }
-            return Err(err).with_context(|| format!("applying oplog entries from {first}"));
-        }
-        self.stats.applied += count;
+        self.stats.applied += self.workers.drain().await?;
         Ok(())
     }
 
@@ -214,7 +230,10 @@ impl Replayer {
         if ops.iter().any(|op| op.get_str("op") == Ok("c")) {
             // Collections and indexes created inside the transaction: the
             // commands run as themselves, in order, between the writes.
-            self.apply_in_order(ops, ts).await?;
+            self.ordered = true;
+            let applied = self.apply_in_order(ops, ts).await;
+            self.ordered = false;
+            applied?;
             return self.flush().await;
         }
         let mut batches: Vec<Vec<Document>> = vec![Vec::new()];
@@ -243,20 +262,28 @@ impl Replayer {
         Ok(())
     }
 
+    /// Hands a CRUD operation to its document's worker; one that names no
+    /// single document is applied alone, between barriers.
     async fn queue(&mut self, op: Document, ts: Ts) -> Result<()> {
-        let size = bson::to_vec(&op).map(|v| v.len()).unwrap_or(0);
-        if !self.pending.is_empty()
-            && (self.pending.len() >= self.options.batch_ops || self.pending_bytes + size > self.options.batch_bytes)
-        {
-            self.flush().await?;
+        let op = RawDocumentBuf::from_document(&op).with_context(|| format!("encoding oplog entry {ts}"))?;
+        self.queue_raw(op, ts).await
+    }
+
+    async fn queue_raw(&mut self, op: RawDocumentBuf, ts: Ts) -> Result<()> {
+        let worker = if self.ordered { Some(0) } else { self.partition.worker_for(&self.client, &op).await };
+        match worker {
+            Some(worker) => self.workers.queue(worker, op, ts).await,
+            None => {
+                self.flush().await?;
+                self.workers.queue(0, op, ts).await?;
+                self.flush().await
+            }
         }
-        self.pending_first.get_or_insert(ts);
-        self.pending_bytes += size;
-        self.pending.push(op);
-        Ok(())
     }
 
     async fn apply_command(&mut self, op: Document, ts: Ts) -> Result<()> {
+        // Any command may create, drop, rename or re-index a collection.
+        self.partition.forget();
         let ns = op.get_str("ns").unwrap_or("?").to_string();
         let name = op.get_document("o").ok().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
         let db = ns.split_once('.').map_or(ns.as_str(), |(db, _)| db);

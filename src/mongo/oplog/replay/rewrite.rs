@@ -4,7 +4,7 @@
 //! gathered until their commit, `commitIndexBuild` as `createIndexes`.
 
 use anyhow::{bail, Context, Result};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf};
 
 use super::Replayer;
 use crate::debug;
@@ -19,6 +19,39 @@ pub(super) struct Rewritten {
 }
 
 impl Replayer {
+    /// An insert, update or delete entry rewritten without decoding it
+    /// (`ui` dropped, `ns` mapped; None inside: skipped); None for any other
+    /// entry, which [`Replayer::rewrite`] takes.
+    pub(super) fn rewrite_crud(&mut self, raw: &RawDocument, ts: Ts) -> Result<Option<Option<RawDocumentBuf>>> {
+        if !matches!(raw.get_str("op"), Ok("i" | "u" | "d")) || raw.get_bool("fromMigrate").unwrap_or(false) {
+            return Ok(None);
+        }
+        let Some(target) = self.crud_namespace(raw.get_str("ns").unwrap_or("")) else { return Ok(Some(None)) };
+        let mut op = RawDocumentBuf::new();
+        for element in raw {
+            let (key, value) = element.with_context(|| format!("decoding oplog entry {ts}"))?;
+            match key {
+                "ui" => {}
+                "ns" => op.append("ns", target.as_str()),
+                _ => op.append_ref(key, value),
+            }
+        }
+        Ok(Some(Some(op)))
+    }
+
+    /// Where a CRUD operation on `ns` goes (None: skipped, counted when out of scope).
+    fn crud_namespace(&mut self, ns: &str) -> Option<String> {
+        let (db, coll) = ns.split_once('.')?;
+        if is_internal(db, coll) {
+            return None;
+        }
+        if !self.in_scope(db) {
+            self.note_out_of_scope(db);
+            return None;
+        }
+        self.options.ns_map.map(db, coll)
+    }
+
     /// Turns one oplog entry into the operations to apply (none to skip it).
     pub(super) fn rewrite(&mut self, mut entry: Document, ts: Ts) -> Result<Rewritten> {
         let op = entry.get_str("op").unwrap_or("").to_string();
@@ -72,6 +105,11 @@ impl Replayer {
     fn rewrite_op(&mut self, mut op: Document) -> Result<Option<Document>> {
         let kind = op.get_str("op").unwrap_or("").to_string();
         let ns = op.get_str("ns").unwrap_or("").to_string();
+        if kind != "c" {
+            let Some(target) = self.crud_namespace(&ns) else { return Ok(None) };
+            op.insert("ns", target);
+            return Ok(Some(op));
+        }
         let Some((db, coll)) = ns.split_once('.') else { return Ok(None) };
         if is_internal(db, coll) {
             return Ok(None);
@@ -79,11 +117,6 @@ impl Replayer {
         if !self.in_scope(db) {
             self.note_out_of_scope(db);
             return Ok(None);
-        }
-        if kind != "c" {
-            let Some(target) = self.options.ns_map.map(db, coll) else { return Ok(None) };
-            op.insert("ns", target);
-            return Ok(Some(op));
         }
         let mut o = op.get_document("o").cloned().unwrap_or_default();
         let Some(command) = o.keys().next().cloned() else { return Ok(None) };
