@@ -9,11 +9,12 @@ use crate::support::data::{insert_big, populate};
 use crate::support::mongod::{block_on, Mongod};
 use crate::support::{assert_ok, stderr_of};
 
-/// Sets `compression = VALUE` in the setup's config.
-fn set_compression(setup: &Setup, value: &str) {
+/// Sets `KEY = VALUE` in the setup's config, replacing the key's line.
+fn set_key(setup: &Setup, key: &str, value: &str) {
     let text = std::fs::read_to_string(&setup.config).unwrap();
-    let mut kept: String = text.lines().filter(|l| !l.starts_with("compression")).map(|l| format!("{l}\n")).collect();
-    kept.push_str(&format!("compression = {value}\n"));
+    let other = |line: &&str| line.split('=').next().map(str::trim) != Some(key);
+    let mut kept: String = text.lines().filter(other).map(|l| format!("{l}\n")).collect();
+    kept.push_str(&format!("{key} = {value}\n"));
     std::fs::write(&setup.config, kept).unwrap();
 }
 
@@ -27,10 +28,10 @@ fn a_chain_mixing_zstd_and_gzip_objects_restores() {
 
     // Full backup on defaults (zstd), a slice as gzip, a slice as zstd again.
     assert_ok(&setup.backup());
-    set_compression(&setup, "gzip");
+    set_key(&setup, "compression", "gzip");
     block_on(insert_big(&source.client(), db, 100_000, 200));
     assert_ok(&setup.backup());
-    set_compression(&setup, "ZSTD");
+    set_key(&setup, "compression", "ZSTD");
     block_on(insert_big(&source.client(), db, 200_000, 200));
     assert_ok(&setup.backup());
 
@@ -62,20 +63,11 @@ fn a_chain_mixing_zstd_and_gzip_objects_restores() {
 fn a_bad_compression_value_is_a_usage_error_and_stores_nothing() {
     let source = Mongod::shared_replica_set();
     let setup = Setup::new(source, "codecs_bad", true);
-    set_compression(&setup, "lz4");
+    set_key(&setup, "compression", "lz4");
     let output = setup.backup();
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
     assert!(stderr_of(&output).contains("mb-backup: config key compression is zstd or gzip, not lz4"));
     assert!(setup.stored_keys().is_empty() && setup.state_bytes().is_none());
-}
-
-/// Sets `compression_level = VALUE` in the setup's config.
-fn set_level(setup: &Setup, value: &str) {
-    let text = std::fs::read_to_string(&setup.config).unwrap();
-    let mut kept: String =
-        text.lines().filter(|l| !l.starts_with("compression_level")).map(|l| format!("{l}\n")).collect();
-    kept.push_str(&format!("compression_level = {value}\n"));
-    std::fs::write(&setup.config, kept).unwrap();
 }
 
 /// `compression_level` reaches mb-pack (level 1 for a host bound by
@@ -89,7 +81,7 @@ fn compression_level_is_passed_on_and_checked_first() {
     populate(&source.client(), db, 300);
     let setup = Setup::new(source, db, false);
     for bad in ["0", "20", "fast"] {
-        set_level(&setup, bad);
+        set_key(&setup, "compression_level", bad);
         let output = setup.backup();
         assert_eq!(output.status.code(), Some(2), "compression_level = {bad}: {}", stderr_of(&output));
         assert_eq!(stderr_of(&output).lines().count(), 1, "{}", stderr_of(&output));
@@ -98,7 +90,7 @@ fn compression_level_is_passed_on_and_checked_first() {
     }
     let mut sizes = Vec::new();
     for level in ["1", "19"] {
-        set_level(&setup, level);
+        set_key(&setup, "compression_level", level);
         assert_ok(&setup.backup());
         let store = setup.root.join("store/backups");
         let newest = setup.stored_keys().into_iter().rfind(|k| k.ends_with(".tar.zst")).unwrap();
