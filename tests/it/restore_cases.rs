@@ -333,3 +333,52 @@ fn the_log_keeps_the_whole_reason_and_a_corrupt_download_is_removed() {
     let name = Path::new(&object).file_name().unwrap();
     assert!(!download.join(name).exists(), "the corrupt download is gone");
 }
+
+/// `{_id, s}` with `s` a string whose bytes are not UTF-8: mongod stores
+/// such strings as they come (old drivers wrote them).
+fn not_utf8(id: i32, s: &[u8]) -> mongodb::bson::RawDocumentBuf {
+    let mut bytes = vec![0u8; 4];
+    bytes.extend_from_slice(&[0x10, b'_', b'i', b'd', 0]);
+    bytes.extend_from_slice(&id.to_le_bytes());
+    bytes.extend_from_slice(&[0x02, b's', 0]);
+    bytes.extend_from_slice(&(s.len() as i32 + 1).to_le_bytes());
+    bytes.extend_from_slice(s);
+    bytes.extend_from_slice(&[0, 0]);
+    let len = bytes.len() as i32;
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    mongodb::bson::RawDocumentBuf::from_bytes(bytes).unwrap()
+}
+
+/// A database holding strings that are not UTF-8 backs up and restores,
+/// in the full backup and through an oplog slice. The BSON check once
+/// refused them (exit 3): backups that could not be restored.
+#[test]
+fn a_string_that_is_not_utf8_restores() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "restore_not_utf8";
+    drop_db(source, db);
+    let insert_raw = |id: i32, s: &[u8]| {
+        let mut command = mongodb::bson::RawDocumentBuf::new();
+        command.append("insert", "c");
+        let mut documents = mongodb::bson::RawArrayBuf::new();
+        documents.push(not_utf8(id, s));
+        command.append("documents", documents);
+        let client = source.client();
+        block_on(async { client.database(db).run_raw_command(command).await }).unwrap();
+    };
+    insert_raw(1, b"caf\xe9 latin-1");
+    let setup = Setup::new(source, db, true);
+    assert_ok(&setup.backup());
+    insert_raw(2, b"\xff\xfe");
+    let client = source.client();
+    block_on(async {
+        let c = client.database(db).collection::<Document>("c");
+        c.update_one(doc! {"_id": 1}, doc! {"$set": {"n": 1}}).await
+    })
+    .unwrap();
+    assert_ok(&setup.backup());
+    let (_, expected) = source.db_hash(db);
+    let (_, restored) = crate::scripts::restore_fresh(&setup, target, db, &[]);
+    assert_eq!(restored, expected, "the strings come back byte for byte");
+}
