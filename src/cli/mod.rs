@@ -221,6 +221,16 @@ impl LogArgs {
     }
 }
 
+/// Parses a count that must be at least 1 (`--parallel`, `--oplog-batch`):
+/// refused by the flag parser, so every such flag says the same, exit 2.
+pub(crate) fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Parses a byte size such as `8MiB`, `100KiB`, `1G`, `512k` or `4096`.
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();

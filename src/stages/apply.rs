@@ -83,13 +83,13 @@ pub(crate) struct Args {
     to_dir: Option<PathBuf>,
     /// Chunks inserted at once, indexes built at once, and connections
     /// replaying the oplog (each document's operations in order; 1: all in order).
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = crate::cli::parse_count)]
     parallel: usize,
     /// Do not build the indexes.
     #[arg(long)]
     no_indexes: bool,
     /// Most oplog operations in one applyOps command.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = crate::cli::parse_count)]
     oplog_batch: usize,
     #[command(flatten)]
     progress: ProgressArgs,
@@ -101,12 +101,6 @@ pub(crate) struct Args {
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
-    if args.parallel == 0 {
-        return Err(usage("--parallel must be at least 1"));
-    }
-    if args.oplog_batch == 0 {
-        return Err(usage("--oplog-batch must be at least 1"));
-    }
     if args.ns_from.len() != args.ns_to.len() {
         return Err(usage(format!(
             "--ns-from and --ns-to go in pairs: {} --ns-from, {} --ns-to",

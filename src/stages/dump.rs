@@ -35,7 +35,6 @@ use anyhow::Result;
 
 use crate::cli::io::{create_output, is_std, write_json_atomic, AtomicFile};
 use crate::cli::progress::{Layout, Progress, ProgressArgs, Reporter};
-use crate::cli::usage;
 use crate::format::records::{read_range, Kind, RangeRecord};
 use crate::mongo::dump::{dump_from, DumpOptions};
 use crate::mongo::Need;
@@ -62,7 +61,7 @@ pub(crate) struct Args {
     #[arg(long)]
     no_oplog: bool,
     /// Collections read at once.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = crate::cli::parse_count)]
     parallel: usize,
     /// Largest chunk entry, in bytes (a document larger than this gets a chunk of its own).
     #[arg(long, default_value = "8MiB", value_parser = crate::cli::parse_size, value_name = "SIZE")]
@@ -83,9 +82,6 @@ pub(crate) struct Args {
 pub fn run() -> Result<()> {
     let args: Args = crate::cli::parse_args()?;
     args.log.apply();
-    if args.parallel == 0 {
-        return Err(usage("--parallel must be at least 1"));
-    }
     // -o FILE: a temp file beside it, renamed into place only once the dump
     // is complete; a failing dump leaves no partial FILE (the temp goes on drop).
     let temp = match args.output.as_deref().filter(|p| !is_std(Some(p))) {

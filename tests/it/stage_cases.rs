@@ -38,8 +38,10 @@ fn stored_objects_are_owner_only_and_an_exposed_secret_warns() {
 /// Items 13 and 14: bad flags are usage errors (exit 2), never a panic.
 #[test]
 fn bad_flags_exit_2_without_a_panic() {
-    let cases: [(&str, &[&str], &str); 10] = [
-        ("mb-apply", &["--dry-run", "--parallel", "0"], "--parallel"),
+    let cases: [(&str, &[&str], &str); 12] = [
+        ("mb-apply", &["--dry-run", "--parallel", "0"], "--parallel <N>': must be at least 1"),
+        ("mb-apply", &["--dry-run", "--oplog-batch", "0"], "--oplog-batch <N>': must be at least 1"),
+        ("mb-dump", &["--db", "x", "--parallel", "0"], "--parallel <N>': must be at least 1"),
         ("mb-apply", &["--dry-run", "--ns-from", "a.*"], "--ns-from and --ns-to go in pairs"),
         ("mb-apply", &["--dry-run", "--until", "2026-11-24T03:15:00+0é:00"], "bad time"),
         ("mb-apply", &["--dry-run", "--until", "2026-11-24T03:15:00+0😀"], "bad time"),
