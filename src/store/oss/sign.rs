@@ -304,16 +304,7 @@ mod tests {
             expires_in: None,
         };
         let query = crate::store::oss::sign_v4::tests::vector_query();
-        let mut headers: Vec<(String, String)> = [
-            ("x-oss-head1", "value"),
-            ("abc", "value"),
-            ("ZAbc", "value"),
-            ("XYZ", "value"),
-            ("content-type", "text/plain"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let mut headers = crate::store::oss::sign_v4::tests::vector_request_headers();
         let request = Unsigned { method: "PUT", bucket: "bucket", key: "1234+-/123/1.txt", query: &query };
         let v4 = SignatureVersion::V4 { region: "cn-hangzhou".into() };
         sign(&v4, &cred, 1702743657, &request, &mut headers);
