@@ -227,34 +227,47 @@ async fn generate(
     let database = client.database(db);
     let start = Instant::now();
     let per_collection = size_mb * 1_000_000 / collections as u64;
-    let batch_docs = (8_000_000 / doc_bytes).clamp(1, 100_000);
     let tasks = (0..collections).map(|c| {
         let coll = database.collection::<Document>(&format!("{name}_{c}"));
-        async move {
-            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((c as u64 + 1) * 0x1234_5678_9abc));
-            let (mut bytes, mut docs, mut id) = (0u64, 0u64, 0i64);
-            while bytes < per_collection {
-                let mut batch = Vec::with_capacity(batch_docs);
-                while batch.len() < batch_docs && bytes < per_collection {
-                    let d = document(&mut rng, id, doc_bytes);
-                    id += 1;
-                    bytes += RawDocumentBuf::from_document(&d)?.as_bytes().len() as u64;
-                    batch.push(d);
-                }
-                docs += batch.len() as u64;
-                coll.insert_many(batch).ordered(false).await?;
-            }
-            Ok::<_, anyhow::Error>((bytes, docs))
-        }
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((c as u64 + 1) * 0x1234_5678_9abc));
+        insert_until(coll, per_collection, move |id| document(&mut rng, id, doc_bytes))
     });
     let results: Vec<(u64, u64)> = stream::iter(tasks).buffer_unordered(2).try_collect().await?;
+    report(&results, collections, start);
+    Ok(())
+}
+
+/// Inserts documents `make(0)`, `make(1)`, ... into `coll` in unordered
+/// batches of about 8 MB until `target` bytes of BSON; returns (bytes, documents).
+async fn insert_until(
+    coll: mongodb::Collection<Document>,
+    target: u64,
+    mut make: impl FnMut(i64) -> Document,
+) -> Result<(u64, u64)> {
+    let (mut bytes, mut docs, mut id) = (0u64, 0u64, 0i64);
+    while bytes < target {
+        let (mut batch, mut batch_bytes) = (Vec::new(), 0u64);
+        while batch_bytes < 8_000_000 && bytes + batch_bytes < target {
+            let d = make(id);
+            id += 1;
+            batch_bytes += RawDocumentBuf::from_document(&d)?.as_bytes().len() as u64;
+            batch.push(d);
+        }
+        bytes += batch_bytes;
+        docs += batch.len() as u64;
+        coll.insert_many(batch).ordered(false).await?;
+    }
+    Ok((bytes, docs))
+}
+
+/// Prints what a generator wrote, as one JSON line.
+fn report(results: &[(u64, u64)], collections: usize, start: Instant) {
     let (bytes, docs) = results.iter().fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1));
     println!(
         "{}",
         serde_json::json!({"bytes": bytes, "docs": docs, "collections": collections,
             "seconds": start.elapsed().as_secs_f64()})
     );
-    Ok(())
 }
 
 /// Makes the document with the given `_id`.
@@ -284,31 +297,11 @@ async fn generate_shop(uri: &str, db: &str, size_mb: u64, seed: u64, to_stdout: 
     let client = client(uri).await?;
     let database = client.database(db);
     let tasks = SHOP.iter().enumerate().map(|(c, &(name, share, make))| {
-        let coll = database.collection::<Document>(name);
-        async move {
-            let mut gen = shop::Shop::new(seed * 10 + c as u64);
-            let (mut bytes, mut docs, mut id) = (0u64, 0u64, 0i64);
-            while bytes < size_mb * 10_000 * share {
-                let (mut batch, mut batch_bytes) = (Vec::new(), 0u64);
-                while batch_bytes < 8_000_000 && bytes + batch_bytes < size_mb * 10_000 * share {
-                    let d = make(&mut gen, id);
-                    id += 1;
-                    batch_bytes += RawDocumentBuf::from_document(&d)?.as_bytes().len() as u64;
-                    batch.push(d);
-                }
-                bytes += batch_bytes;
-                docs += batch.len() as u64;
-                coll.insert_many(batch).ordered(false).await?;
-            }
-            Ok::<_, anyhow::Error>((bytes, docs))
-        }
+        let mut gen = shop::Shop::new(seed * 10 + c as u64);
+        insert_until(database.collection::<Document>(name), size_mb * 10_000 * share, move |id| make(&mut gen, id))
     });
     let results: Vec<(u64, u64)> = stream::iter(tasks).buffer_unordered(3).try_collect().await?;
-    let (bytes, docs) = results.iter().fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1));
-    println!(
-        "{}",
-        serde_json::json!({"bytes": bytes, "docs": docs, "collections": 3, "seconds": start.elapsed().as_secs_f64()})
-    );
+    report(&results, SHOP.len(), start);
     Ok(())
 }
 
