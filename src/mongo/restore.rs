@@ -211,7 +211,7 @@ fn duplicates_refused(reply: &Document, start: usize, refused: &mut Vec<usize>) 
     let errors: Vec<&Document> = errors.iter().filter_map(Bson::as_document).collect();
     if let Some(other) = errors.iter().find(|e| e.get_i32("code") != Ok(11000)) {
         anyhow::bail!(
-            "the server refused {} document(s); the first (code {}): {}",
+            "the server refused {} document(s); the first not a duplicate key (code {}): {}",
             errors.len(),
             other.get_i32("code").unwrap_or_default(),
             other.get_str("errmsg").unwrap_or_default()
