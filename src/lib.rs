@@ -11,9 +11,11 @@
 //!   |
 //! settings/  flags + environment + config file, resolved once per stage
 //!   |
+//! chain/     the store's layout of cycles: keys, markers, checkpoint,
+//!   |        catalog and windows, restore plans, retention
 //! mongo/     the server side: connect, read, restore, replay the oplog
 //! store/     objects: the Store trait; OSS, a local directory, memory
-//! pack/      the gzip codec
+//! pack/      the codecs: zstd, gzip, age
 //!   |
 //! format/    what flows between stages: records, the tar stream, times
 //!   |
@@ -21,6 +23,7 @@
 //! crc64.rs   CRC-64/XZ
 //! ```
 
+pub mod chain;
 pub mod cli;
 pub mod crc64;
 pub mod format;

@@ -53,6 +53,13 @@ impl Tally {
 /// before ended.
 pub(crate) fn check_chain(header: &Header, chain_end: Option<Ts>, archives_read: u64) -> Result<()> {
     if archives_read == 0 {
+        if header.kind != Kind::Full {
+            return Err(integrity(format!(
+                "the input starts with an oplog slice (after {}), not a full backup: a restore starts from its cycle's \
+                 full backup (a missing or empty full backup object?)",
+                header.oplog_from.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
+            )));
+        }
         return Ok(());
     }
     if header.kind == Kind::Full {

@@ -86,6 +86,15 @@ impl FromStr for Ts {
 }
 
 /// What a tar stream holds: a full dump, or an oplog slice.
+/// `--until`: `t,i` is exact; a time means the end of that second (its
+/// ordinal is `u32::MAX`), so every write of that second is included. A bad
+/// value (February 31 included) is a usage error.
+pub fn parse_until(text: &str) -> Result<Ts> {
+    let ts: Ts = text.parse().map_err(|e: anyhow::Error| crate::cli::usage(format!("bad --until: {e:#}")))?;
+    let exact = text.contains(',') || text.contains(':') && !text.contains('T') || text.trim_start().starts_with('{');
+    Ok(if exact { ts } else { Ts::new(ts.t, u32::MAX) })
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -320,7 +329,12 @@ pub struct ApplyRecord {
     pub unique_conflicts: u64,
     /// Oplog replay counts.
     pub oplog: ReplayStats,
-    /// The restored data is consistent at this point.
+    /// The point asked for with `--until`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<Ts>,
+    /// The point the restored data is the source's at: the chain's end, or
+    /// with `--until` the last oplog point at or before it that the chain
+    /// holds (the data is then the source's from there through `until`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_at: Option<Ts>,
     /// The full backup's consistency point: the earliest point the chain restores to.
@@ -382,6 +396,17 @@ mod tests {
         assert_eq!("2026-11-24T05:15:00.25+02:00".parse::<Ts>().unwrap().t, 1_795_490_100);
         assert!("yesterday".parse::<Ts>().is_err());
         assert!("2026-13-01T00:00:00Z".parse::<Ts>().is_err());
+    }
+
+    #[test]
+    fn until_time_covers_its_whole_second_and_is_checked() {
+        assert_eq!(parse_until("1700000000,5").unwrap(), Ts::new(1_700_000_000, 5));
+        assert_eq!(parse_until("2026-11-24T03:15:00Z").unwrap(), Ts::new(1_795_490_100, u32::MAX));
+        for bad in ["2026-02-31T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31T12:00:00Z", "soon"] {
+            let err = parse_until(bad).unwrap_err();
+            assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_USAGE, "{bad}");
+        }
+        assert!(parse_until("2028-02-29T00:00:00Z").is_ok());
     }
 
     #[test]

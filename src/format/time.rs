@@ -27,7 +27,12 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let mut rest = &s[19..];
@@ -51,6 +56,16 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
     };
     let days = days_from_civil(year, month, day);
     Ok(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// How many days `month` has in `year` (February 31 is not a date).
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

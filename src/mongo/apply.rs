@@ -183,6 +183,15 @@ impl<'a> Restore<'a> {
             )));
         }
         check_chain(&header, self.chain_end, self.record.archives)?;
+        // A point before the full backup's oplog begins cannot be reached
+        // from it: refused before anything is written.
+        if let (Some(until), Some(from), 0) = (self.until, header.oplog_from, self.record.archives) {
+            if until < from {
+                return Err(crate::cli::usage(format!(
+                    "--until {until} is before this full backup's oplog starts ({from}): it cannot restore that point"
+                )));
+            }
+        }
         if let (Target::Server(client), 0) = (&self.target, self.record.archives) {
             let map = |db: &str| self.ns_map.map_db(db);
             crate::mongo::privileges::check_restore(client, &header.databases, map, self.options.drop).await?;
@@ -343,6 +352,14 @@ impl<'a> Restore<'a> {
         self.chain_end = manifest.oplog.as_ref().map(|o| o.to).or(manifest.consistent_at).or(self.chain_end);
         if self.record.archives == 0 {
             self.record.restorable_from = manifest.consistent_at;
+            if let (Some(until), Some(from)) = (self.until, manifest.consistent_at) {
+                if until < from {
+                    return Err(anyhow::anyhow!(
+                        "--until {until} is before the full backup's consistency point {from}: the data cannot be \
+                         the source's at {until} (restore from an older cycle)"
+                    ));
+                }
+            }
         }
         self.record.archives += 1;
         if let Target::Server(client) = &self.target {

@@ -119,7 +119,11 @@ pub(crate) async fn cursor_command(db: &mongodb::Database, command: Document) ->
 
 /// A point in time for humans: `t,i (2026-11-24T03:15:00Z)`.
 pub(crate) fn describe_ts(ts: Ts) -> String {
-    format!("{ts} ({})", crate::format::time::format_rfc3339(i64::from(ts.t)))
+    let time = crate::format::time::format_rfc3339(i64::from(ts.t));
+    if ts.i == u32::MAX {
+        return format!("{time} (the end of that second)");
+    }
+    format!("{ts} ({time})")
 }
 
 #[cfg(test)]

@@ -56,6 +56,17 @@ pub(crate) fn decrypt(identity_files: &[PathBuf], mut input: impl BufRead, out: 
         io::copy(&mut input, out).context("copying the input")?;
         return Ok(());
     }
+    let identities = load_identities(identity_files)?;
+    let mut reader = open(&identities, input)?;
+    io::copy(&mut reader, out)
+        .map_err(|e| crate::cli::integrity(format!("decrypting: {e} (the ciphertext is corrupt or cut short)")))?;
+    Ok(())
+}
+
+type Identities = Vec<Box<dyn age::Identity>>;
+
+/// The identities in these files (`AGE-SECRET-KEY-1...` lines); none is an error.
+fn load_identities(identity_files: &[PathBuf]) -> Result<Identities> {
     if identity_files.is_empty() {
         anyhow::bail!("the stream is encrypted (age); give the identity that decrypts it (--identity FILE, or identity_file in the config)");
     }
@@ -67,18 +78,27 @@ pub(crate) fn decrypt(identity_files: &[PathBuf], mut input: impl BufRead, out: 
             .map_err(|e| usage(format!("identity file {}: {e}", path.display())))?;
         identities.extend(parsed);
     }
+    Ok(identities)
+}
+
+/// The plaintext reader of an age stream, once its header opened with one of `identities`.
+fn open<R: Read>(identities: &Identities, input: R) -> Result<age::stream::StreamReader<BufReader<R>>> {
     let decryptor = age::Decryptor::new_buffered(BufReader::new(input))
         .map_err(|e| crate::cli::integrity(format!("a bad age header: {e}")))?;
-    let mut reader = match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
-        Ok(reader) => reader,
+    match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
+        Ok(reader) => Ok(reader),
         Err(age::DecryptError::NoMatchingKeys) => {
             anyhow::bail!("the stream is encrypted (age) to none of the identities given: wrong identity file")
         }
-        Err(e) => return Err(crate::cli::integrity(format!("cannot decrypt the stream: {e}"))),
-    };
-    io::copy(&mut reader, out)
-        .map_err(|e| crate::cli::integrity(format!("decrypting: {e} (the ciphertext is corrupt or cut short)")))?;
-    Ok(())
+        Err(e) => Err(crate::cli::integrity(format!("cannot decrypt the stream: {e}"))),
+    }
+}
+
+/// Whether the age stream that begins with `head` (its header and more)
+/// opens with one of these identity files: the check a restore makes before
+/// it writes anything.
+pub(crate) fn opens(identity_files: &[PathBuf], head: &[u8]) -> Result<()> {
+    open(&load_identities(identity_files)?, head).map(drop)
 }
 
 #[cfg(test)]

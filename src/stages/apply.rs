@@ -33,11 +33,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::progress::{Layout, ProgressArgs, Reporter};
 use crate::cli::usage;
-use crate::format::records::Ts;
 use crate::mongo::apply::{apply, ApplyOptions, Target};
 use crate::mongo::dump_dir::DirTarget;
 use crate::mongo::ns::NsMap;
@@ -108,7 +107,7 @@ pub fn run() -> Result<()> {
             args.ns_to.len()
         )));
     }
-    let until = args.until.as_deref().map(parse_until).transpose().map_err(|e| usage(crate::cli::one_line(&e)))?;
+    let until = args.until.as_deref().map(crate::format::records::parse_until).transpose()?;
     let ns_map = NsMap::new(&args.ns_include, &args.ns_exclude, &args.ns_from, &args.ns_to)
         .map_err(|e| usage(crate::cli::one_line(&e)))?;
     let input = crate::cli::io::open_input(args.input.as_deref())?;
@@ -147,22 +146,4 @@ pub fn run() -> Result<()> {
     reporter.finish();
     println!("{}", serde_json::to_string(&record)?);
     Ok(())
-}
-
-/// `--until`: `t,i` is exact; a time means the end of that second.
-fn parse_until(text: &str) -> Result<Ts> {
-    let ts: Ts = text.parse().context("bad --until")?;
-    let exact = text.contains(',') || text.contains(':') && !text.contains('T') || text.trim_start().starts_with('{');
-    Ok(if exact { ts } else { Ts::new(ts.t, u32::MAX) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn until_time_covers_its_whole_second() {
-        assert_eq!(parse_until("1700000000,5").unwrap(), Ts::new(1_700_000_000, 5));
-        assert_eq!(parse_until("2026-11-24T03:15:00Z").unwrap(), Ts::new(1_795_490_100, u32::MAX));
-    }
 }

@@ -12,6 +12,8 @@
 //!                  [--manifest M] [--put P]         update mb-backup's Prometheus textfile
 //!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
 //!                  [--dry-run] [--write-config FILE]
+//!        mb-config chain marker|head|list|plan ...     the chain's records, catalog and
+//!                                                    restore plans (see `config/chain.rs`)
 //!
 //! Values go one per line, in the order asked, an empty line for a missing
 //! one; control characters in a value print as spaces, so one value is one
@@ -36,6 +38,7 @@
 //! No target, or a drop on the source without the confirmation: exit 2.
 //! ```
 
+mod chain;
 mod metrics;
 mod window;
 
@@ -88,6 +91,9 @@ enum Command {
     },
     /// Update mb-backup's Prometheus textfile after a run (see `metrics.rs`).
     Metrics(metrics::MetricsArgs),
+    /// The chain: commit markers, head records, the catalog, restore plans.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
     /// Decide the restore target (see the usage text).
     RestoreTarget {
         /// The config file.
@@ -154,6 +160,7 @@ pub fn run() -> Result<()> {
             )?)?
         }
         Command::Metrics(args) => metrics::run(&args)?,
+        Command::Chain(command) => chain::run(command)?,
         Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
             let path = config;
             let config = Config::load(&path)?;

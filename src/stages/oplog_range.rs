@@ -4,7 +4,8 @@
 //! ```text
 //! Usage: mb-oplog-range [--uri URI | --config FILE] --state FILE [--period DAYS] [--db NAME]... [--codec zstd|gzip]
 //!        mb-oplog-range --full [--db NAME]... [--codec zstd|gzip]              (a new cycle, no server asked)
-//!        mb-oplog-range --commit --state FILE --range R --manifest M --put P
+//!        mb-oplog-range --commit --state FILE --range R (--marker M | --manifest M --put P)
+//!        mb-oplog-range --close-cycle --state FILE --marker M [--codec zstd|gzip]
 //!
 //! Reads the last checkpoint from the state file (missing: none) and asks the
 //! server for its oldest and newest oplog entries. Prints one range record:
@@ -15,25 +16,30 @@
 //! The server is one replica set member, chosen by the read preference among
 //! those that have applied the oplog through the checkpoint (waiting up to
 //! --max-lag); the record names it (`member`) for mb-dump.
-//! The record names the object key: PREFIX/CYCLE/SEQ-full.tar.zst or
-//! PREFIX/CYCLE/SEQ-oplog-FROM-TO.tar.zst (timestamps as zero-padded `t_i`;
-//! `.tar.gz` with --codec gzip), so a listing sorts into the chain. CYCLE is
-//! the cycle's start time to the microsecond (`20261124T031500.123456Z`): two
-//! full backups never share a key.
+//! The record names the object key (`src/chain/layout.rs`): a listing sorts
+//! into the chain, and two full backups never share a key.
 //!
-//! --commit writes the new checkpoint after mb-oss-put confirmed the object:
-//! it checks that the manifest covers exactly the range and the put record
-//! names its key, then replaces the state file atomically (temp, fsync, rename).
-//! A run that dies before --commit leaves the state as it was; the next run
-//! covers the same range again.
+//! --close-cycle, after a new cycle's full backup (marker M) was stored:
+//! the old cycle's last slice, from the checkpoint up to the new full
+//! backup's consistency point, so the two cycles' windows touch. Prints
+//! nothing when there is no old cycle of the same databases to close.
+//!
+//! --commit writes the new checkpoint after the object and its commit marker
+//! (M, `mb-config chain marker`) were stored: it checks that the marker covers
+//! exactly the range, then replaces the state file atomically (temp, fsync,
+//! rename). A run that dies before --commit leaves the state as it was; the
+//! next run covers the same range again (or commits the marker it finds).
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::chain::checkpoint;
+use crate::chain::layout::{cycle_name, ObjectKey};
+use crate::chain::marker::Marker;
 use crate::cli::usage;
-use crate::format::records::{self, Kind, Manifest, PutRecord, RangeRecord, State, Ts, RANGE_FORMAT, STATE_FORMAT};
+use crate::format::records::{self, Kind, Manifest, PutRecord, RangeRecord, State, RANGE_FORMAT};
 use crate::mongo::oplog;
 use crate::mongo::{Connection, Need};
 use crate::settings::config::Config;
@@ -68,12 +74,20 @@ pub(crate) struct Args {
     /// Print a full-backup record for a new cycle without asking the server.
     #[arg(long, conflicts_with = "commit")]
     full: bool,
-    /// Move the checkpoint: needs --state, --range, --manifest and --put.
+    /// Move the checkpoint: needs --state, --range, and --marker (or --manifest and --put).
     #[arg(long)]
     commit: bool,
+    /// Print the range that closes the checkpoint's cycle up to the new full
+    /// backup whose marker is --marker (nothing if there is none to close).
+    #[arg(long, conflicts_with_all = ["commit", "full"])]
+    close_cycle: bool,
     /// With --commit: the range record the run used.
     #[arg(long, value_name = "FILE", requires = "commit")]
     range: Option<PathBuf>,
+    /// With --commit: the commit marker stored for the object; with
+    /// --close-cycle: the new full backup's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["put"])]
+    marker: Option<PathBuf>,
     /// With --commit: the manifest mb-dump wrote.
     #[arg(long, value_name = "FILE", requires = "commit")]
     manifest: Option<PathBuf>,
@@ -94,6 +108,9 @@ pub fn run() -> Result<()> {
     if args.commit {
         return commit(&args);
     }
+    if args.close_cycle {
+        return close_cycle(&args, &databases, &prefix);
+    }
     if args.period.is_nan() || args.period < 0.0 {
         return Err(usage(format!("--period must be a number of days, not {}", args.period)));
     }
@@ -101,7 +118,7 @@ pub fn run() -> Result<()> {
         full_record(&databases, &prefix, "asked for a full backup")
     } else {
         let state_path = args.state.as_deref().ok_or_else(|| usage("--state FILE is needed (or --full)"))?;
-        let state = read_state(state_path)?;
+        let state = checkpoint::read(state_path)?;
         tokio::runtime::Runtime::new()?.block_on(decide(&args, config.as_ref(), state, databases, prefix))?
     };
     record.key.push_str(args.codec.extension());
@@ -121,28 +138,19 @@ pub fn run() -> Result<()> {
 }
 
 fn full_record(databases: &[String], prefix: &str, reason: &str) -> RangeRecord {
-    let cycle = cycle_id(std::time::SystemTime::now());
+    let cycle = cycle_name(std::time::SystemTime::now());
     RangeRecord {
         format: RANGE_FORMAT.into(),
         kind: Kind::Full,
         from: None,
         to: None,
         databases: databases.to_vec(),
-        key: format!("{prefix}/{cycle}/{:06}-full.tar", 0),
+        key: ObjectKey::full(prefix, &cycle),
         cycle,
         seq: 0,
         reason: reason.into(),
         member: None,
     }
-}
-
-/// A cycle's name: its start time to the microsecond, fixed width
-/// (`20261124T031500.123456Z`), so names sort in time order and two full
-/// backups in one second get different keys.
-fn cycle_id(now: std::time::SystemTime) -> String {
-    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = crate::format::time::format_rfc3339(since.as_secs() as i64).replace(['-', ':'], "");
-    format!("{}.{:06}Z", secs.trim_end_matches('Z'), since.subsec_micros())
 }
 
 async fn decide(
@@ -210,11 +218,7 @@ async fn decide_on(
         from: Some(state.to),
         to: Some(newest),
         databases,
-        // Zero-padded so that keys sort as their timestamps do.
-        key: format!(
-            "{prefix}/{}/{seq:06}-oplog-{:010}_{:010}-{:010}_{:010}.tar",
-            state.cycle, state.to.t, state.to.i, newest.t, newest.i
-        ),
+        key: ObjectKey::slice(&prefix, &state.cycle, seq, state.to, newest),
         cycle: state.cycle,
         seq,
         reason: "checkpoint is in the oplog".into(),
@@ -238,23 +242,8 @@ fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &s
     Ok(None)
 }
 
-/// Reads the state file; a missing file is no checkpoint.
-pub(crate) fn read_state(path: &Path) -> Result<Option<State>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("reading state file {}", path.display())),
-    };
-    let state: State = serde_json::from_str(&text)
-        .with_context(|| format!("state file {} is damaged; move it away to start a new cycle", path.display()))?;
-    if state.format != STATE_FORMAT {
-        bail!("state file {} has format {:?}, expected {STATE_FORMAT:?}", path.display(), state.format);
-    }
-    Ok(Some(state))
-}
-
 fn read_file<T: serde::de::DeserializeOwned>(path: Option<&Path>, flag: &str) -> Result<T> {
-    let path = path.ok_or_else(|| usage(format!("--commit needs {flag}")))?;
+    let path = path.ok_or_else(|| usage(format!("needs {flag}")))?;
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     records::read_json(file, &path.display().to_string())
 }
@@ -262,75 +251,48 @@ fn read_file<T: serde::de::DeserializeOwned>(path: Option<&Path>, flag: &str) ->
 fn commit(args: &Args) -> Result<()> {
     let state_path = args.state.as_deref().ok_or_else(|| usage("--commit needs --state"))?;
     let range: RangeRecord = read_file(args.range.as_deref(), "--range")?;
-    let manifest: Manifest = read_file(args.manifest.as_deref(), "--manifest")?;
-    let put: PutRecord = read_file(args.put.as_deref(), "--put")?;
-    if put.key != range.key {
-        bail!("the stored object {} is not the range's key {}", put.key, range.key);
-    }
-    if manifest.kind != range.kind {
-        bail!("the manifest is a {} backup, the range a {} one", manifest.kind, range.kind);
-    }
-    let previous = read_state(state_path)?;
-    let to: Ts = match range.kind {
-        Kind::Oplog => {
-            let oplog = manifest.oplog.as_ref().context("an oplog manifest without its oplog section")?;
-            if Some(oplog.from) != range.from || Some(oplog.to) != range.to {
-                bail!(
-                    "the manifest covers ({}, {}] but the range was ({:?}, {:?}]",
-                    oplog.from,
-                    oplog.to,
-                    range.from,
-                    range.to
-                );
-            }
-            let previous = previous.as_ref().context("an oplog slice with no checkpoint before it")?;
-            if previous.to != oplog.from || previous.cycle != range.cycle {
-                bail!(
-                    "the checkpoint moved since the range was decided (another run?): it is at {} of cycle {}",
-                    previous.to,
-                    previous.cycle
-                );
-            }
-            oplog.to
+    let marker: Marker = match &args.marker {
+        Some(path) => read_file(Some(path), "--marker")?,
+        None => {
+            let manifest: Manifest = read_file(args.manifest.as_deref(), "--marker (or --manifest and --put)")?;
+            let put: PutRecord = read_file(args.put.as_deref(), "--put")?;
+            Marker::new(&range, &manifest, put)?
         }
-        Kind::Full => manifest.consistent_at.context(
-            "a full backup without an oplog position cannot start an incremental cycle (is the source a replica set?)",
-        )?,
     };
-    let cycle_started = match (&previous, range.kind) {
-        (Some(previous), Kind::Oplog) => previous.cycle_started.clone(),
-        _ => manifest.created.clone(),
-    };
-    let state = State {
-        format: STATE_FORMAT.into(),
-        cycle: range.cycle.clone(),
-        cycle_started,
-        seq: range.seq,
-        to,
-        databases: range.databases.clone(),
-        // The key is PREFIX/CYCLE/FILE; the prefix may itself hold slashes.
-        prefix: range.key.rsplitn(3, '/').nth(2).unwrap_or_default().to_string(),
-        key: put.key,
-        size: put.size,
-        crc64: put.crc64,
-        updated: crate::format::time::now_rfc3339(),
-    };
+    let previous = checkpoint::read(state_path)?;
+    let state = checkpoint::after(previous.as_ref(), &range, &marker)?;
     crate::cli::io::write_json_atomic(state_path, &state)?;
-    info!("checkpoint moved to {to} (cycle {}, backup {})", state.cycle, state.seq);
+    info!("checkpoint moved to {} (cycle {}, backup {})", state.to, state.cycle, state.seq);
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cycle_names_are_unique_within_a_second_and_sort_in_time() {
-        let base = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_490_100);
-        let first = cycle_id(base + std::time::Duration::from_micros(1));
-        let second = cycle_id(base + std::time::Duration::from_micros(2));
-        let later = cycle_id(base + std::time::Duration::from_secs(1));
-        assert_eq!(first, "20261124T031500.000001Z");
-        assert!(first < second && second < later, "{first} {second} {later}");
+/// The range of the checkpoint cycle's last slice: up to the consistency
+/// point of the new cycle's full backup, so their windows touch.
+fn close_cycle(args: &Args, databases: &[String], prefix: &str) -> Result<()> {
+    let state_path = args.state.as_deref().ok_or_else(|| usage("--close-cycle needs --state"))?;
+    let full: Marker = read_file(args.marker.as_deref(), "--marker")?;
+    let Some(state) = checkpoint::read(state_path)? else { return Ok(()) };
+    let Some(to) = full.consistent_at else { return Ok(()) };
+    let same_scope = full.databases.as_deref() == Some(databases) && state.databases == databases;
+    if !same_scope || state.prefix != prefix || full.cycle.as_deref() == Some(state.cycle.as_str()) || to <= state.to {
+        return Ok(());
     }
+    let seq = state.seq + 1;
+    let mut key = ObjectKey::slice(prefix, &state.cycle, seq, state.to, to);
+    key.push_str(args.codec.extension());
+    let record = RangeRecord {
+        format: RANGE_FORMAT.into(),
+        kind: Kind::Oplog,
+        from: Some(state.to),
+        to: Some(to),
+        databases: databases.to_vec(),
+        key,
+        reason: format!("closing cycle {} up to the next cycle's full backup", state.cycle),
+        cycle: state.cycle,
+        seq,
+        member: None,
+    };
+    info!("next: the last slice of cycle {}: ({}, {}]", record.cycle, state.to, to);
+    println!("{}", serde_json::to_string(&record)?);
+    Ok(())
 }

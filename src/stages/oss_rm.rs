@@ -22,7 +22,7 @@
 //!
 //! Prints one line per key: {"key":"...","deleted":true|false}.
 //!
-//! --prune deletes what retention says (see `src/store/prune.rs`), in this order:
+//! --prune deletes what retention says (see `src/chain/retention.rs`), in this order:
 //! with --keep-cycles N, every cycle older than the newest N complete cycles
 //! (markers first, then objects), except the checkpoint's cycle (--state);
 //! then objects without a commit marker and multipart uploads older than
@@ -60,7 +60,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub if_unmarked: bool,
     #[command(flatten)]
-    pub prune: crate::store::prune::PruneArgs,
+    pub prune: crate::chain::retention::PruneArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -85,7 +85,7 @@ pub fn run() -> Result<()> {
     }
     let store = args.store.open(OssTuning::default())?;
     if args.prune.prune {
-        return crate::store::prune::run(store.as_ref(), &args.prefix, &args.prune);
+        return crate::chain::retention::run(store.as_ref(), &args.prefix, &args.prune);
     }
     for key in &args.key {
         let head = |key: &str| {

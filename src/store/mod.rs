@@ -10,7 +10,6 @@ pub mod local;
 pub mod memory;
 pub mod oss;
 mod pending;
-pub mod prune;
 
 pub use oss::OssTuning;
 pub use pending::PendingUpload;

@@ -37,7 +37,7 @@ fn encrypted_backups_restore_only_with_the_identity() {
     })
     .unwrap();
     assert_ok(&setup.backup());
-    let keys = setup.stored_keys();
+    let keys: Vec<String> = setup.stored_keys().into_iter().filter(|k| !k.ends_with("/head.json")).collect();
     assert_eq!(keys.len(), 4, "{keys:?}");
     for key in &keys {
         let bytes = std::fs::read(setup.root.join("store/backups").join(key)).unwrap();
@@ -54,11 +54,7 @@ fn encrypted_backups_restore_only_with_the_identity() {
     let uri = target.uri();
     let missing = setup.restore(&["--uri", &uri, "--drop"]);
     assert!(!missing.status.success());
-    assert!(
-        stderr_of(&missing).contains("the stream is encrypted (age); give the identity"),
-        "{}",
-        stderr_of(&missing)
-    );
+    assert!(stderr_of(&missing).contains("is encrypted (age): give --identity FILE"), "{}", stderr_of(&missing));
     let refused = setup.restore(&["--uri", &uri, "--drop", "--identity", wrong.to_str().unwrap()]);
     assert!(!refused.status.success());
     assert!(stderr_of(&refused).contains("wrong identity file"), "{}", stderr_of(&refused));

@@ -17,6 +17,8 @@ mod oss_upload;
 mod pack;
 mod pack_zstd;
 mod progress;
+mod recovery;
+mod recovery_damage;
 mod replay;
 mod replay_parallel;
 mod replay_random;

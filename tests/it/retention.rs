@@ -93,8 +93,10 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     let expected: BTreeSet<String> = [
         full(&c2),
         full(&c2) + ".done",
+        format!("{db}/{c2}/head.json"),
         full(&c3),
         full(&c3) + ".done",
+        format!("{db}/{c3}/head.json"),
         young_leftover.clone(),
         format!("{db}_other/{c1}/000000-full.tar.gz"),
     ]
@@ -123,16 +125,17 @@ fn a_prune_cut_short_leaves_every_marked_object_restorable() {
         assert_ok(&setup.backup());
         insert(source, db, run);
     }
-    assert_eq!(oss.keys(BUCKET).len(), 6, "no keep_cycles: mb-backup deletes nothing");
+    assert_eq!(oss.keys(BUCKET).len(), 9, "no keep_cycles: mb-backup deletes nothing (3 objects, markers, heads)");
     let names = cycles(&oss, db);
 
-    // Deleting works once, then the store refuses: one marker went.
-    oss.inject(Op::DeleteObject, Fault::Status(403), 1, 100);
+    // Deleting works three times, then the store refuses: the two old
+    // cycles' head records went, then the first cycle's marker.
+    oss.inject(Op::DeleteObject, Fault::Status(403), 3, 100);
     let cut = setup.script_with("mb-prune", &setup.config).args(["--keep-cycles", "1"]).output().unwrap();
     assert!(!cut.status.success(), "the refused delete fails the prune");
     assert!(stderr_of(&cut).starts_with("mb-oss-rm: deleting"), "{}", stderr_of(&cut));
     let keys: BTreeSet<String> = oss.keys(BUCKET).into_iter().collect();
-    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert_eq!(keys.len(), 6, "{keys:?}");
     for marker in keys.iter().filter(|k| k.ends_with(".done")) {
         let object = marker.strip_suffix(".done").unwrap();
         assert!(keys.contains(object), "{marker} without its object");
@@ -147,7 +150,8 @@ fn a_prune_cut_short_leaves_every_marked_object_restorable() {
     let rerun = setup.script_with("mb-prune", &setup.config).args(["--keep-cycles", "1"]).output().unwrap();
     assert_ok(&rerun);
     let full = format!("{db}/{}/000000-full.tar.zst", names[2]);
-    assert_eq!(oss.keys(BUCKET), vec![full.clone(), full + ".done"]);
+    let head = format!("{db}/{}/head.json", names[2]);
+    assert_eq!(oss.keys(BUCKET), vec![full.clone(), full + ".done", head]);
 }
 
 #[test]
@@ -173,7 +177,7 @@ fn incremental_cycles_go_whole_with_their_slices() {
     insert(source, db, 1);
     assert_ok(&setup.backup());
     let first = cycles(&oss, db);
-    assert_eq!(oss.keys(BUCKET).len(), 4, "a full backup and a slice, with markers");
+    assert_eq!(oss.keys(BUCKET).len(), 5, "a full backup and a slice, with markers, and the head record");
     // A new cycle (the period elapsed): once its full backup is committed, the first cycle goes whole.
     period(0);
     insert(source, db, 2);
@@ -182,7 +186,7 @@ fn incremental_cycles_go_whole_with_their_slices() {
     insert(source, db, 3);
     assert_ok(&setup.backup());
     let keys = oss.keys(BUCKET);
-    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert_eq!(keys.len(), 5, "{keys:?}");
     assert!(keys.iter().all(|k| !k.contains(&first[0])), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains("/000001-oplog-")), "the new cycle's slice stays: {keys:?}");
     let (_, expected) = source.db_hash_at(db, setup.state().to);

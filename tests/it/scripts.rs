@@ -69,6 +69,20 @@ impl Setup {
         cmd
     }
 
+    /// Sets a config key (replacing any line that sets it).
+    pub fn set_key(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let other = |line: &&str| line.split('=').next().map(str::trim) != Some(key);
+        let mut kept: String = text.lines().filter(other).map(|l| format!("{l}\n")).collect();
+        kept.push_str(&format!("{key} = {value}\n"));
+        std::fs::write(&self.config, kept).unwrap();
+    }
+
+    /// The stored bytes of a key of the local store.
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.root.join("store/backups").join(key)
+    }
+
     /// Runs `scripts/mb-backup CONFIG`.
     pub fn backup(&self) -> Output {
         self.script("mb-backup").output().unwrap()
@@ -222,9 +236,11 @@ fn full_only_backups_each_restore() {
     std::thread::sleep(std::time::Duration::from_millis(1100)); // a new cycle name
     assert_ok(&setup.backup());
     let keys = setup.stored_keys();
-    assert_eq!(keys.len(), 4, "two backups and their commit markers: {keys:?}");
+    assert_eq!(keys.len(), 6, "two backups, their commit markers and head records: {keys:?}");
     assert!(
-        keys.iter().all(|k| k.ends_with("/000000-full.tar.zst") || k.ends_with("/000000-full.tar.zst.done")),
+        keys.iter().all(|k| k.ends_with("/000000-full.tar.zst")
+            || k.ends_with("/000000-full.tar.zst.done")
+            || k.ends_with("/head.json")),
         "{keys:?}"
     );
     assert!(setup.state_bytes().is_none(), "full-only backups keep no checkpoint");
@@ -262,11 +278,11 @@ fn backups_go_to_oss_and_restore_from_it() {
     let slice = setup.backup();
     assert_ok(&slice);
     let keys = oss.keys("db-backup");
-    assert_eq!(keys.len(), 4, "two objects and their commit markers in OSS: {keys:?}");
+    assert_eq!(keys.len(), 5, "two objects, their commit markers and the head record in OSS: {keys:?}");
     assert!(!setup.root.join("store").exists(), "with OSS, db_backup_root_path holds only the state");
     for key in &keys {
         let class = oss.object("db-backup", key).unwrap().options.storage_class;
-        let expected = if key.ends_with(".done") { "Standard" } else { "IA" };
+        let expected = if key.ends_with(".done") || key.ends_with("/head.json") { "Standard" } else { "IA" };
         assert_eq!(class.as_deref(), Some(expected), "{key}");
     }
     for output in [&full, &slice] {
@@ -294,10 +310,10 @@ fn wrong_oss_secret_fails_the_run_and_keeps_the_checkpoint() {
     let run = setup.backup();
     assert!(!run.status.success());
     let last = stderr_of(&run).lines().last().unwrap_or("").to_string();
-    // The first store request fails: mb-oss-rm's look for an uncommitted
-    // object a killed run may have left under the key.
+    // The first store request fails: the look for a committed object a
+    // killed run may have left under the key (mb-config chain committed).
     assert!(
-        last.starts_with("mb-oss-") && last.contains("SignatureDoesNotMatch"),
+        last.starts_with("mb-config: ") && last.contains("SignatureDoesNotMatch"),
         "one clear line: {}",
         stderr_of(&run)
     );

@@ -45,8 +45,18 @@ impl Restore<'_> {
         if let Target::Dir(dir) = &mut self.target {
             dir.finish()?;
         }
+        self.record.until = self.until;
         self.record.consistent_at = match (self.until, self.chain_end) {
-            (Some(until), Some(end)) if until < end => self.record.oplog.last.or(Some(until)),
+            (Some(until), Some(end)) if until < end => {
+                self.record.oplog.last.filter(|last| *last <= until).or(self.record.restorable_from)
+            }
+            (Some(until), Some(end)) if until > end => {
+                return Err(anyhow::anyhow!(
+                "the chain ends at {}, before --until {}: the data is the source's at its end, not at the point asked",
+                crate::mongo::describe_ts(end),
+                crate::mongo::describe_ts(until)
+            ))
+            }
             _ => self.chain_end,
         };
         if self.record.dry_run {
@@ -55,15 +65,18 @@ impl Restore<'_> {
                 self.record.archives, self.record.collections, self.record.documents
             );
         } else {
+            let point = match (self.record.until, self.record.consistent_at) {
+                (Some(until), Some(at)) => format!(
+                    "; restored to --until {}: the data is the source's as of its last write at or before it, {}",
+                    crate::mongo::describe_ts(until),
+                    crate::mongo::describe_ts(at)
+                ),
+                (None, Some(at)) => format!("; consistent at {}", crate::mongo::describe_ts(at)),
+                _ => String::new(),
+            };
             info!(
-                "restored {} collections, {} documents, {} oplog operations{}",
-                self.record.collections,
-                self.record.documents,
-                self.record.oplog.applied,
-                self.record
-                    .consistent_at
-                    .map(|t| format!("; consistent at {}", crate::mongo::describe_ts(t)))
-                    .unwrap_or_default()
+                "restored {} collections, {} documents, {} oplog operations{point}",
+                self.record.collections, self.record.documents, self.record.oplog.applied,
             );
             check_conflicts(&self.record, self.options.keep_existing)?;
         }

@@ -1,20 +1,23 @@
 //! Retention: what `mb-oss-rm --prune` deletes under one chain's prefix,
-//! decided from a listing (a pure `plan`, unit-tested here), then done in
-//! that order (`run`).
+//! decided from a listing and the full backups' markers (a pure `plan`,
+//! unit-tested here), then done in that order (`run`).
 //!
 //! - With `--keep-cycles N`: every cycle older than the newest N complete
 //!   cycles (a cycle is complete once its full backup has a commit marker),
-//!   except the cycle the checkpoint is in. Its markers go first, then its
-//!   objects: a prune cut short leaves unmarked objects (never restored,
-//!   removed by the next prune), never a marker without its object.
+//!   except the cycle the checkpoint is in. Cycles are ordered by their own
+//!   oplog times (the full backup's consistency point), not by their names,
+//!   which come from the clock of the host that started them. A cycle's head
+//!   record and markers go first, then its objects: a prune cut short leaves
+//!   unmarked objects (never restored, removed by the next prune), never a
+//!   marker without its object.
 //! - Objects without a commit marker last modified more than `--min-age`
 //!   seconds ago (a killed run's leftovers; a run in progress stores its
 //!   marker seconds after its object).
 //! - Multipart uploads initiated more than `--min-age` seconds ago.
 //!
-//! Only keys shaped like a chain's objects (`PREFIX/CYCLE/SEQ-...`, and
-//! their `.done` markers) are candidates; anything else under the prefix is
-//! left alone. The stream's suffix (`.tar.gz`, `.tar.zst`) does not matter.
+//! Only the chain's keys (`super::layout`: objects, their `.done` markers,
+//! head records) are candidates; anything else under the prefix is left
+//! alone. The stream's suffix (`.tar.gz`, `.tar.zst`) does not matter.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -23,8 +26,9 @@ use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
 use serde::Serialize;
 
-use super::{ObjectMeta, PendingUpload, Store};
-use crate::format::records::MARKER_SUFFIX;
+use super::layout::{classify, Entry};
+use crate::format::records::{Kind, Ts, MARKER_SUFFIX};
+use crate::store::{ObjectMeta, PendingUpload, Store};
 
 /// The flags of `mb-oss-rm --prune` (flattened into its Args).
 #[derive(ClapArgs, Debug, Default)]
@@ -53,6 +57,9 @@ pub(crate) struct Rules {
     pub(crate) keep_cycles: Option<usize>,
     /// The cycle the checkpoint is in (never deleted).
     pub(crate) checkpoint_cycle: Option<String>,
+    /// Each complete cycle's start (its full backup's consistency point),
+    /// where its marker gives one: what orders cycles.
+    pub(crate) starts: BTreeMap<String, Ts>,
     /// Now, seconds since the epoch.
     pub(crate) now: i64,
     /// Leftovers younger than this (seconds) stay.
@@ -68,29 +75,21 @@ pub(crate) enum Step {
     Abort { key: String, upload_id: String, reason: String },
 }
 
-/// A chain object's place: its cycle, and whether it is a marker or a full backup.
-struct Parsed<'a> {
-    cycle: &'a str,
-    marker: bool,
+/// A chain key's place: its cycle, which pass of a cycle's deletion takes
+/// it (0 the head record, 1 markers, 2 objects), and whether it is (the
+/// marker of) a full backup.
+struct Parsed {
+    cycle: String,
+    pass: u8,
     full: bool,
 }
 
-/// `PREFIX/CYCLE/SEQ-...` (SEQ six digits, CYCLE `YYYYMMDDTHHMMSS[.ffffff]Z`), else `None`.
-fn parse<'a>(prefix: &str, key: &'a str) -> Option<Parsed<'a>> {
-    let rest = key.strip_prefix(prefix)?.strip_prefix('/')?;
-    let (cycle, name) = rest.split_once('/')?;
-    let cycle_ok = cycle.is_ascii()
-        && cycle.len() >= 16
-        && cycle.ends_with('Z')
-        && cycle.as_bytes()[8] == b'T'
-        && cycle[..cycle.len() - 1].bytes().all(|b| b.is_ascii_digit() || b == b'T' || b == b'.');
-    let seq_ok = name.len() > 7 && name.as_bytes()[..6].iter().all(u8::is_ascii_digit) && name.as_bytes()[6] == b'-';
-    if !cycle_ok || !seq_ok || name.contains('/') {
-        return None;
-    }
-    let marker = name.ends_with(MARKER_SUFFIX);
-    let object = name.strip_suffix(MARKER_SUFFIX).unwrap_or(name);
-    Some(Parsed { cycle, marker, full: object.starts_with("000000-full.") })
+fn parse(prefix: &str, key: &str) -> Option<Parsed> {
+    Some(match classify(prefix, key)? {
+        Entry::Head { cycle } => Parsed { cycle, pass: 0, full: false },
+        Entry::Marker(object) => Parsed { full: object.kind == Kind::Full, cycle: object.cycle, pass: 1 },
+        Entry::Object(object) => Parsed { full: object.kind == Kind::Full, cycle: object.cycle, pass: 2 },
+    })
 }
 
 /// Whether a listing's `last_modified` (or an upload's `initiated`) is older than the rules' minimum age.
@@ -102,43 +101,59 @@ fn old_enough(time: Option<&str>, rules: &Rules) -> bool {
 /// What to delete under `prefix` (no trailing `/`), in order.
 pub(crate) fn plan(prefix: &str, listing: &[ObjectMeta], uploads: &[PendingUpload], rules: &Rules) -> Vec<Step> {
     let present: BTreeSet<&str> = listing.iter().map(|o| o.key.as_str()).collect();
-    let mut cycles: BTreeMap<&str, Vec<&ObjectMeta>> = BTreeMap::new();
+    let mut cycles: BTreeMap<String, Vec<(&ObjectMeta, u8)>> = BTreeMap::new();
     let mut complete = BTreeSet::new();
     for object in listing {
         let Some(parsed) = parse(prefix, &object.key) else { continue };
-        cycles.entry(parsed.cycle).or_default().push(object);
         let data = object.key.strip_suffix(MARKER_SUFFIX).unwrap_or(&object.key);
-        if parsed.marker && parsed.full && present.contains(data) {
-            complete.insert(parsed.cycle);
+        if parsed.pass == 1 && parsed.full && present.contains(data) {
+            complete.insert(parsed.cycle.clone());
         }
+        cycles.entry(parsed.cycle).or_default().push((object, parsed.pass));
     }
+    // Cycles in time order: by their start where a marker gives it, else by
+    // when the store first got one of their objects; the name breaks ties.
+    let order = |cycle: &str| -> (i64, String) {
+        let secs = rules.starts.get(cycle).map(|ts| i64::from(ts.t)).unwrap_or_else(|| {
+            cycles[cycle]
+                .iter()
+                .filter_map(|(o, _)| {
+                    o.last_modified.as_deref().and_then(|t| crate::format::time::parse_rfc3339(t).ok())
+                })
+                .min()
+                .unwrap_or(0)
+        });
+        (secs, cycle.to_string())
+    };
+    let mut by_time: Vec<&String> = complete.iter().collect();
+    by_time.sort_by_key(|c| order(c));
     // Cycles older than the oldest of the newest N complete ones go.
-    let cutoff = rules.keep_cycles.and_then(|n| complete.iter().rev().nth(n.max(1) - 1).copied());
-    let doomed: Vec<&str> = match cutoff {
-        Some(cutoff) => {
-            cycles.keys().copied().filter(|c| *c < cutoff && Some(*c) != rules.checkpoint_cycle.as_deref()).collect()
-        }
+    let cutoff = rules.keep_cycles.and_then(|n| by_time.iter().rev().nth(n.max(1) - 1)).map(|c| order(c));
+    let doomed: Vec<&String> = match cutoff {
+        Some(cutoff) => cycles
+            .keys()
+            .filter(|c| order(c) < cutoff && Some(c.as_str()) != rules.checkpoint_cycle.as_deref())
+            .collect(),
         None => Vec::new(),
     };
     let kept = rules.keep_cycles.map_or(0, |n| n.max(1));
     let why = format!("cycle older than the newest {kept} complete cycle(s)");
     let mut steps = Vec::new();
-    for pass_markers in [true, false] {
+    for pass in 0..3 {
         for cycle in &doomed {
-            for object in &cycles[cycle] {
-                if object.key.ends_with(MARKER_SUFFIX) == pass_markers {
+            for (object, object_pass) in &cycles[*cycle] {
+                if *object_pass == pass {
                     steps.push(Step::Delete { key: object.key.clone(), reason: why.clone() });
                 }
             }
         }
     }
     for (cycle, objects) in &cycles {
-        if doomed.contains(cycle) {
+        if doomed.contains(&cycle) {
             continue;
         }
-        for object in objects {
-            let unmarked = !object.key.ends_with(MARKER_SUFFIX)
-                && !present.contains(format!("{}{MARKER_SUFFIX}", object.key).as_str());
+        for (object, pass) in objects {
+            let unmarked = *pass == 2 && !present.contains(format!("{}{MARKER_SUFFIX}", object.key).as_str());
             if unmarked && old_enough(object.last_modified.as_deref(), rules) {
                 let reason = format!("no commit marker, older than {} s", rules.min_age);
                 steps.push(Step::Delete { key: object.key.clone(), reason });
@@ -156,6 +171,28 @@ pub(crate) fn plan(prefix: &str, listing: &[ObjectMeta], uploads: &[PendingUploa
         }
     }
     steps
+}
+
+/// Each cycle's start, from its full backup's marker (one small read per
+/// cycle; a marker older than `mb-marker/2` gives none).
+fn cycle_starts(store: &dyn Store, prefix: &str, listing: &[ObjectMeta]) -> Result<BTreeMap<String, Ts>> {
+    let fulls: Vec<(String, String)> = listing
+        .iter()
+        .filter_map(|o| match classify(prefix, &o.key)? {
+            Entry::Marker(object) if object.kind == Kind::Full => Some((object.cycle, o.key.clone())),
+            _ => None,
+        })
+        .collect();
+    let keys: Vec<String> = fulls.iter().map(|(_, key)| key.clone()).collect();
+    let records = super::catalog::fetch_all(store, &keys)?;
+    Ok(fulls
+        .into_iter()
+        .zip(records)
+        .filter_map(|((cycle, _), record)| {
+            let marker: super::marker::Marker = serde_json::from_slice(record.as_deref()?).ok()?;
+            Some((cycle, marker.consistent_at?))
+        })
+        .collect())
 }
 
 #[derive(Serialize)]
@@ -180,13 +217,14 @@ pub(crate) fn run(store: &dyn Store, prefix: &str, args: &PruneArgs) -> Result<(
         }
         _ => None,
     };
+    let listing = store.list(&under).with_context(|| format!("listing {under} in {}", store.location()))?;
     let rules = Rules {
         keep_cycles: args.keep_cycles.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         checkpoint_cycle,
+        starts: if args.keep_cycles.is_some() { cycle_starts(store, prefix, &listing)? } else { BTreeMap::new() },
         now: crate::format::time::now_secs(),
         min_age: i64::try_from(args.min_age).unwrap_or(i64::MAX),
     };
-    let listing = store.list(&under).with_context(|| format!("listing {under} in {}", store.location()))?;
     let uploads = store.pending_uploads(&under).with_context(|| format!("listing uploads under {under}"))?;
     for step in plan(prefix, &listing, &uploads, &rules) {
         let (key, upload_id, reason) = match &step {
@@ -234,7 +272,13 @@ mod tests {
     }
 
     fn rules(keep: Option<usize>, checkpoint: Option<&str>) -> Rules {
-        Rules { keep_cycles: keep, checkpoint_cycle: checkpoint.map(str::to_string), now: NOW, min_age: DAY }
+        Rules {
+            keep_cycles: keep,
+            checkpoint_cycle: checkpoint.map(str::to_string),
+            starts: BTreeMap::new(),
+            now: NOW,
+            min_age: DAY,
+        }
     }
 
     fn deleted(steps: &[Step]) -> Vec<&str> {
