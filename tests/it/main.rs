@@ -28,3 +28,5 @@ mod scripts_codecs;
 mod secondary;
 mod stage_cases;
 mod verify;
+mod zoo_cases;
+mod zoo_users;
