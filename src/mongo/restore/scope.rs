@@ -29,6 +29,7 @@ pub(crate) async fn merge_users_and_roles(client: &Client, header: &Header, drop
         return Ok(());
     }
     let admin = client.database("admin");
+    let (users, roles) = (carried.users, carried.roles);
     let carried =
         [(carried.users, "mbtempusers", "tempUsersCollection"), (carried.roles, "mbtemproles", "tempRolesCollection")];
     for (_, temp, _) in carried.iter().filter(|(carried, ..)| *carried) {
@@ -37,6 +38,13 @@ pub(crate) async fn merge_users_and_roles(client: &Client, header: &Header, drop
             Ok(_) => {}
             Err(err) if crate::mongo::oplog::server_code(&err) == Some(48) => {}
             Err(err) => return Err(err).with_context(|| format!("creating admin.{temp}")),
+        }
+    }
+    // The oplog replayed next may write users or roles the server never had
+    // here: their collections must exist, as the server makes them.
+    for (carried, collection, key) in [(users, "system.users", "user"), (roles, "system.roles", "role")] {
+        if carried {
+            create_authz_collection(&admin, collection, key).await?;
         }
     }
     let databases = if header.databases.is_empty() { vec![String::new()] } else { header.databases.clone() };
@@ -50,6 +58,22 @@ pub(crate) async fn merge_users_and_roles(client: &Client, header: &Header, drop
     for name in ["mbtempusers", "mbtemproles"] {
         admin.collection::<Document>(name).drop().await.ok();
     }
+    Ok(())
+}
+
+/// Creates `admin.<collection>` with the unique index the server gives it
+/// (`{<key>: 1, db: 1}`), unless it is there.
+async fn create_authz_collection(admin: &Database, collection: &str, key: &str) -> Result<()> {
+    match admin.run_command(doc! {"create": collection}).await {
+        Ok(_) => {}
+        Err(err) if crate::mongo::oplog::server_code(&err) == Some(48) => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("creating admin.{collection}")),
+    }
+    let index = doc! {"key": {key: 1, "db": 1}, "name": format!("{key}_1_db_1"), "unique": true};
+    admin
+        .run_command(doc! {"createIndexes": collection, "indexes": [index]})
+        .await
+        .with_context(|| format!("indexing admin.{collection}"))?;
     Ok(())
 }
 
