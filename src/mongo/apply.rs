@@ -12,12 +12,17 @@ use mongodb::Client;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
+mod data_target;
 mod finish;
 
+use self::data_target::DataTarget;
+use self::finish::finish_data;
 use super::dump_dir::DirTarget;
 use super::ns::NsMap;
 use super::oplog::{Flow, ReplayOptions, Replayer};
-use super::restore::{create_collection, insert_chunk, merge_users_and_roles, Inserted, PendingIndexes};
+use super::restore::{
+    create_collection, insert_chunk, probe_empty_timestamps, Authz, EmptyTimestamps, Inserted, PendingIndexes,
+};
 use crate::cli::integrity;
 use crate::format::check::{check_chain, check_manifest, Tally};
 use crate::format::records::{ApplyRecord, Header, Kind, Manifest, Ts, APPLY_FORMAT, TAR_FORMAT};
@@ -49,30 +54,6 @@ pub(crate) enum Target {
     Dir(DirTarget),
 }
 
-/// Where one collection's chunks go.
-#[derive(Clone, Debug)]
-struct DataTarget {
-    /// The namespace the documents are inserted into (a timeseries' buckets,
-    /// the temp collections of users and roles).
-    data_ns: String,
-    /// Capped collections keep insertion order: one chunk at a time.
-    capped: bool,
-}
-
-impl DataTarget {
-    fn new(source_db: &str, source_coll: &str, target_ns: &str, metadata: &Document) -> DataTarget {
-        let (db, coll) = target_ns.split_once('.').unwrap_or((target_ns, ""));
-        let data_ns = match (source_db, source_coll, metadata.get_str("type").unwrap_or("collection")) {
-            ("admin", "system.users", _) => "admin.mbtempusers".to_string(),
-            ("admin", "system.roles", _) => "admin.mbtemproles".to_string(),
-            (_, _, "timeseries") => format!("{db}.system.buckets.{coll}"),
-            _ => target_ns.to_string(),
-        };
-        let capped = metadata.get_document("options").ok().and_then(|o| o.get_bool("capped").ok()).unwrap_or(false);
-        DataTarget { data_ns, capped }
-    }
-}
-
 /// The state of one archive (header to manifest).
 struct Archive {
     header: Header,
@@ -81,6 +62,8 @@ struct Archive {
     indexes: Vec<PendingIndexes>,
     /// Source namespace to where its data goes (None: filtered out).
     targets: HashMap<String, Option<DataTarget>>,
+    /// The users and roles it carries.
+    authz: Authz,
     data_done: bool,
 }
 
@@ -129,6 +112,8 @@ struct Restore<'a> {
     stopped: bool,
     inserts: Arc<Semaphore>,
     tasks: JoinSet<Result<Inserted>>,
+    /// How the target keeps zero timestamps of inserted documents.
+    empty_ts: EmptyTimestamps,
 }
 
 impl<'a> Restore<'a> {
@@ -164,6 +149,7 @@ impl<'a> Restore<'a> {
             stopped: false,
             inserts: Arc::new(Semaphore::new(options.parallel)),
             tasks: JoinSet::new(),
+            empty_ts: EmptyTimestamps::SetBack,
         }
     }
 
@@ -195,6 +181,7 @@ impl<'a> Restore<'a> {
         if let (Target::Server(client), 0) = (&self.target, self.record.archives) {
             let map = |db: &str| self.ns_map.map_db(db);
             crate::mongo::privileges::check_restore(client, &header.databases, map, self.options.drop).await?;
+            self.empty_ts = probe_empty_timestamps(client, "admin").await;
         }
         if let Some(replayer) = &mut self.replayer {
             replayer.set_scope(&header.databases);
@@ -211,6 +198,7 @@ impl<'a> Restore<'a> {
             oplog: Tally::default(),
             indexes: Vec::new(),
             targets: HashMap::new(),
+            authz: Authz::default(),
             data_done: false,
         });
         Ok(())
@@ -228,9 +216,16 @@ impl<'a> Restore<'a> {
         } else {
             self.ns_map.map(&db, &coll)
         };
-        current.targets.insert(source.clone(), mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata)));
+        let target = mapped.as_deref().map(|t| DataTarget::new(&db, &coll, t, &metadata));
+        let authz = target.as_ref().and_then(|t| t.authz);
+        current.targets.insert(source.clone(), target);
         current.tallies.entry(source).or_default().metadata_crc = Some(crc);
         let Some(mapped) = mapped else { return Ok(()) };
+        match authz {
+            Some("system.users") => current.authz.users = true,
+            Some(_) => current.authz.roles = true,
+            None => {}
+        }
         self.record.collections += 1;
         match &mut self.target {
             Target::Server(client) => {
@@ -241,11 +236,20 @@ impl<'a> Restore<'a> {
                     current.indexes.push(pending);
                 }
             }
-            Target::Dir(dir) => {
-                let data_ns =
-                    current.targets[&format!("{db}.{coll}")].as_ref().map(|t| t.data_ns.clone()).unwrap_or_default();
-                dir.metadata(&mapped, &data_ns, &metadata)?
-            }
+            Target::Dir(dir) => match authz {
+                // mongodump --dumpDbUsersAndRoles: no metadata, one file per database.
+                Some(authz) if !current.header.databases.is_empty() => {
+                    dir.authz_files(authz, &current.header.databases)?
+                }
+                Some(_) => dir.metadata(&mapped, &mapped, &metadata)?,
+                None => {
+                    let data_ns = current.targets[&format!("{db}.{coll}")]
+                        .as_ref()
+                        .map(|t| t.data_ns.clone())
+                        .unwrap_or_default();
+                    dir.metadata(&mapped, &data_ns, &metadata)?
+                }
+            },
             Target::DryRun => {}
         }
         Ok(())
@@ -261,7 +265,8 @@ impl<'a> Restore<'a> {
             Some(mapped) => mapped.clone(),
             None => return Err(integrity(format!("{source}: data before its metadata"))),
         };
-        let Some(DataTarget { data_ns, capped }) = mapped else { return Ok(()) };
+        let Some(DataTarget { data_ns, capped, authz }) = mapped else { return Ok(()) };
+        let empty_ts = self.empty_ts;
         let (meter, bytes) = (self.options.progress.collection(&source), data.len() as u64);
         match &mut self.target {
             Target::Server(client) => {
@@ -269,7 +274,8 @@ impl<'a> Restore<'a> {
                 let (db, coll) = data_ns.split_once('.').unwrap();
                 let collection = client.database(db).collection(coll);
                 let task = async move {
-                    let result = insert_chunk(collection, data).await.with_context(|| format!("restoring {data_ns}"));
+                    let result =
+                        insert_chunk(collection, data, empty_ts).await.with_context(|| format!("restoring {data_ns}"));
                     drop(permit);
                     if result.is_ok() {
                         meter.add(docs, bytes);
@@ -284,7 +290,11 @@ impl<'a> Restore<'a> {
                 }
             }
             Target::Dir(dir) => {
-                dir.append(&data_ns, &data)?;
+                match authz {
+                    Some(authz) if !current.header.databases.is_empty() => dir.append_authz(authz, &data)?,
+                    Some(authz) => dir.append(&format!("admin.{authz}"), &data)?,
+                    None => dir.append(&data_ns, &data)?,
+                }
                 self.record.documents += docs;
                 meter.add(docs, bytes);
             }
@@ -328,7 +338,7 @@ impl<'a> Restore<'a> {
                         break;
                     }
                     if let Target::Dir(dir) = target {
-                        dir.append_oplog(document)?;
+                        dir.append_oplog(document, &current.header.databases)?;
                     }
                     self.record.oplog.entries += 1;
                     self.record.oplog.last = Some(ts);
@@ -362,9 +372,6 @@ impl<'a> Restore<'a> {
             }
         }
         self.record.archives += 1;
-        if let Target::Server(client) = &self.target {
-            merge_users_and_roles(client, &current.header, self.options.drop).await?;
-        }
         Ok(())
     }
 }
@@ -375,23 +382,4 @@ fn count(record: &mut ApplyRecord, inserted: Inserted) {
     record.duplicates += inserted.identical;
     record.id_conflicts += inserted.id_conflicts;
     record.unique_conflicts += inserted.unique_conflicts;
-}
-
-/// Waits for every insert of the archive, then builds its indexes.
-async fn finish_data(
-    tasks: &mut JoinSet<Result<Inserted>>,
-    record: &mut ApplyRecord,
-    archive: &mut Archive,
-    target: &Target,
-    options: &ApplyOptions,
-) -> Result<()> {
-    archive.data_done = true;
-    while let Some(done) = tasks.join_next().await {
-        count(record, done.context("an insert task panicked")??);
-    }
-    let Target::Server(client) = target else { return Ok(()) };
-    if options.no_indexes || archive.indexes.is_empty() {
-        return Ok(());
-    }
-    crate::mongo::restore::build_indexes(client, std::mem::take(&mut archive.indexes), options.parallel).await
 }

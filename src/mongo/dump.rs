@@ -118,7 +118,7 @@ pub(crate) async fn dump_from(
             plans.extend(plan_database(&client.database(db), whole_instance).await?);
         }
         if options.users_and_roles && !whole_instance {
-            plans.extend(plan_users_and_roles(client, &db_names).await?);
+            plans.extend(plan_users_and_roles(&db_names));
         }
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));
         let collections: Vec<CollectionEntry> = futures_util::stream::iter(plans)

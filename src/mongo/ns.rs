@@ -185,8 +185,22 @@ impl NsMap {
         self.map_ns(&format!("{db}.{coll}"))
     }
 
-    /// Like [`NsMap::map`] for a whole `db.coll` string.
+    /// Like [`NsMap::map`] for a whole `db.coll` string. The server's own
+    /// names for a collection's storage are filtered and renamed as that
+    /// collection: a time series `X` writes to `system.buckets.X`, and
+    /// `convertToCapped` of `X` copies into `tmpXXXXX.convertToCapped.X`.
     pub(crate) fn map_ns(&self, ns: &str) -> Option<String> {
+        if let Some((db, coll)) = ns.split_once('.') {
+            if let Some((storage, owner)) = storage_of(coll) {
+                let target = self.map_logical(&format!("{db}.{owner}"))?;
+                let (new_db, new_owner) = target.split_once('.')?;
+                return Some(format!("{new_db}.{storage}{new_owner}"));
+            }
+        }
+        self.map_logical(ns)
+    }
+
+    fn map_logical(&self, ns: &str) -> Option<String> {
         if !self.include.is_empty() && !self.include.iter().any(|p| p.captures(ns).is_some()) {
             return None;
         }
@@ -221,6 +235,20 @@ impl NsMap {
     }
 }
 
+/// A collection name the server gives another collection's storage: its
+/// prefix and the owner's name (`system.buckets.` and `X` for a time series'
+/// buckets, `tmpAbCdE.convertToCapped.` and `X` for a capped conversion's copy).
+fn storage_of(coll: &str) -> Option<(&str, &str)> {
+    if let Some(owner) = coll.strip_prefix("system.buckets.") {
+        return Some((&coll[..coll.len() - owner.len()], owner));
+    }
+    let (temp, rest) = coll.split_once('.')?;
+    let owner = rest.strip_prefix("convertToCapped.")?;
+    let random = temp.strip_prefix("tmp")?;
+    (!random.is_empty() && random.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| (&coll[..coll.len() - owner.len()], owner))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +273,18 @@ mod tests {
         assert_eq!(m.map("data", "x_acme").as_deref(), Some("acme.x"));
         assert_eq!(m.map("blog", "posts").as_deref(), Some("blog.posts"));
         assert_eq!(m.map_db("shop").as_deref(), Some("shop_copy"));
+    }
+
+    #[test]
+    fn storage_collections_follow_their_owner() {
+        let m = map(&["shop.series", "shop.capped"], &[], &["shop.$c$"], &["copy.$c$"]);
+        assert_eq!(m.map("shop", "system.buckets.series").as_deref(), Some("copy.system.buckets.series"));
+        assert_eq!(
+            m.map("shop", "tmpAb1Cd.convertToCapped.capped").as_deref(),
+            Some("copy.tmpAb1Cd.convertToCapped.capped")
+        );
+        assert_eq!(m.map("shop", "system.buckets.other"), None);
+        assert_eq!(m.map("shop", "tmp.convertToCapped.capped"), None, "not the server's temp name");
     }
 
     #[test]

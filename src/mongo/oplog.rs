@@ -71,13 +71,16 @@ pub(crate) async fn check_reaches(client: &Client, ts: Ts) -> Result<()> {
 
 /// The server-side filter of a dump's oplog read: the time bound, no no-ops,
 /// and only namespaces of `databases` (all but local and config when empty)
-/// or `admin.$cmd` (transactions and cross-database renames, checked after).
-pub(crate) fn dump_filter(databases: &[String], ts_filter: Document) -> Document {
+/// or `admin.$cmd` (transactions and cross-database renames, checked after),
+/// and with `users`, `admin.system.users` / `admin.system.roles` (checked
+/// after: only those of `databases`).
+pub(crate) fn dump_filter(databases: &[String], users: bool, ts_filter: Document) -> Document {
     if databases.is_empty() {
         return doc! {"ts": ts_filter, "op": {"$ne": "n"}, "ns": {"$not": {"$regex": "^(local|config)\\."}}};
     }
     let alternatives: Vec<String> = databases.iter().map(|db| regex_escape(db)).collect();
-    let pattern = format!("^(?:{})\\.|^admin\\.\\$cmd$", alternatives.join("|"));
+    let authz = if users { "|^admin\\.system\\.(?:users|roles)$" } else { "" };
+    let pattern = format!("^(?:{})\\.|^admin\\.\\$cmd${authz}", alternatives.join("|"));
     doc! {"ts": ts_filter, "op": {"$ne": "n"}, "ns": {"$regex": pattern}}
 }
 
@@ -97,12 +100,25 @@ pub(crate) fn entry_ts(entry: &RawDocument) -> Result<Ts> {
     Ok(entry.get_timestamp("ts").context("oplog entry without a ts")?.into())
 }
 
-/// Whether an entry that passed [`dump_filter`] touches `databases`.
-pub(crate) fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> Result<bool> {
+/// Whether an entry that passed [`dump_filter`] touches `databases`; with
+/// `users`, also a write to `admin.system.users` / `system.roles` for a user
+/// or role of one of them (alone, or in the transaction a user management
+/// command runs), and the creation of those collections.
+pub(crate) fn keep_for_databases(entry: &RawDocument, databases: &[String], users: bool) -> Result<bool> {
     if databases.is_empty() {
         return Ok(true);
     }
     let ns = entry.get_str("ns").unwrap_or("");
+    let authz_in_scope = |op: &RawDocument| {
+        let id = authz_id(op.get_str("op").unwrap_or(""), op.get_document("o").ok(), op.get_document("o2").ok());
+        id.is_some_and(|id| databases.iter().any(|db| db == authz_database(id)))
+    };
+    if is_authz(ns) {
+        return Ok(authz_in_scope(entry));
+    }
+    if users && ns == "admin.$cmd" && is_authz_setup(entry.get_document("o").ok()) {
+        return Ok(true);
+    }
     if ns != "admin.$cmd" || databases.iter().any(|d| d == "admin") {
         return Ok(true);
     }
@@ -112,7 +128,8 @@ pub(crate) fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> R
         for op in ops {
             let op = op.context("bad applyOps entry")?;
             if let Some(inner) = op.as_document() {
-                if in_scope(inner.get_str("ns").unwrap_or("")) {
+                let inner_ns = inner.get_str("ns").unwrap_or("");
+                if in_scope(inner_ns) || (users && is_authz(inner_ns) && authz_in_scope(inner)) {
                     return Ok(true);
                 }
             }
@@ -123,6 +140,31 @@ pub(crate) fn keep_for_databases(entry: &RawDocument, databases: &[String]) -> R
         return Ok(in_scope(source) || in_scope(o.get_str("to").unwrap_or("")));
     }
     Ok(false)
+}
+
+/// Whether `ns` holds users or roles.
+pub(crate) fn is_authz(ns: &str) -> bool {
+    matches!(ns, "admin.system.users" | "admin.system.roles")
+}
+
+/// Whether an `admin.$cmd` entry's `o` creates `system.users` /
+/// `system.roles` or an index on them (the first user or role ever).
+pub(crate) fn is_authz_setup(o: Option<&RawDocument>) -> bool {
+    let Some(o) = o else { return false };
+    let coll = o.get_str("create").or_else(|_| o.get_str("createIndexes")).unwrap_or("");
+    matches!(coll, "system.users" | "system.roles")
+}
+
+/// The `_id` of the user or role an `admin.system.users` / `system.roles`
+/// entry writes (`db.name`): in `o2` for an update, else in `o`.
+pub(crate) fn authz_id<'a>(op: &str, o: Option<&'a RawDocument>, o2: Option<&'a RawDocument>) -> Option<&'a str> {
+    let holder = if op == "u" { o2 } else { o };
+    holder?.get_str("_id").ok()
+}
+
+/// The database a user or role `_id` (`db.name`) belongs to (database names hold no dot).
+pub(crate) fn authz_database(id: &str) -> &str {
+    id.split_once('.').map_or(id, |(db, _)| db)
 }
 
 /// The server's error code of a command error, if it has one.

@@ -1,6 +1,13 @@
 //! Restoring into a server: creating collections from their metadata,
-//! inserting chunks, building indexes, merging users and roles. The restore
+//! inserting chunks (zero timestamps kept: `restore/empty_ts.rs`), building
+//! indexes; `--drop` and users and roles in `restore/scope.rs`. The restore
 //! driver (`super::apply`, behind `mb-apply`) reads the checked stream and calls these.
+
+mod empty_ts;
+mod scope;
+
+pub(crate) use empty_ts::{probe as probe_empty_timestamps, EmptyTimestamps};
+pub(crate) use scope::{drop_scope, merge_users_and_roles, Authz};
 
 use std::sync::Arc;
 
@@ -10,10 +17,8 @@ use mongodb::Client;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::format::records::Header;
 use crate::format::tar::split_documents;
 use crate::info;
-use crate::mongo::ns::NsMap;
 
 /// A collection that was created and whose indexes wait for its data.
 pub(crate) struct PendingIndexes {
@@ -67,10 +72,7 @@ pub(crate) async fn create_collection(
         return Ok(None);
     }
     if drop {
-        db.run_command(doc! {"drop": coll})
-            .await
-            .or_else(|e| if crate::mongo::oplog::server_code(&e) == Some(26) { Ok(Document::new()) } else { Err(e) })
-            .with_context(|| format!("dropping {target_ns}"))?;
+        scope::drop_collection(&db, coll).await?;
     }
     let exists = !db
         .list_collection_names()
@@ -140,17 +142,25 @@ fn refusal_bytes(document: &[u8]) -> usize {
 /// The chunk's documents go out as they are, in `insert` commands built
 /// here, not through the driver's `insert_many`, which copies each document
 /// again and collects every `_id` into a map the restore never reads.
-pub(crate) async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>, data: Vec<u8>) -> Result<Inserted> {
+pub(crate) async fn insert_chunk(
+    collection: mongodb::Collection<RawDocumentBuf>,
+    data: Vec<u8>,
+    empty_ts: EmptyTimestamps,
+) -> Result<Inserted> {
     let documents = split_documents(&data)?;
     let total = documents.len() as u64;
     let db = collection.client().database(&collection.namespace().db);
     let mut refused = Vec::new();
     let mut start = 0;
+    let bypass = empty_ts == EmptyTimestamps::Bypass;
     while start < documents.len() {
-        let (command, end) = insert_command(collection.name(), &documents, start)?;
+        let (command, end) = insert_command(collection.name(), &documents, start, bypass)?;
         let reply = db.run_raw_command(command).await?;
         duplicates_refused(&reply, start, &mut refused)?;
         start = end;
+    }
+    if empty_ts == EmptyTimestamps::SetBack {
+        empty_ts::set_back(&db, collection.name(), &documents, &refused).await?;
     }
     if refused.is_empty() {
         return Ok(Inserted { documents: total, ..Inserted::default() });
@@ -163,7 +173,12 @@ pub(crate) async fn insert_chunk(collection: mongodb::Collection<RawDocumentBuf>
 /// An unordered `insert` of `documents[start..end]`, as many as one command
 /// holds; returns it and `end`. Written as bytes: the documents are copied
 /// once, and the bson crate cannot take them into an array without a copy each.
-fn insert_command(collection: &str, documents: &[&[u8]], start: usize) -> Result<(RawDocumentBuf, usize)> {
+fn insert_command(
+    collection: &str,
+    documents: &[&[u8]],
+    start: usize,
+    bypass_empty_ts: bool,
+) -> Result<(RawDocumentBuf, usize)> {
     use std::io::Write;
     let mut command = vec![0; 4];
     command.push(0x02);
@@ -191,7 +206,11 @@ fn insert_command(collection: &str, documents: &[&[u8]], start: usize) -> Result
     command.push(0);
     let array_length = i32::try_from(command.len() - array_at).context("an insert command over 2 GiB")?;
     command[array_at..array_at + 4].copy_from_slice(&array_length.to_le_bytes());
-    command.extend_from_slice(b"\x08ordered\0\x00\x08bypassDocumentValidation\0\x01\0");
+    command.extend_from_slice(b"\x08ordered\0\x00\x08bypassDocumentValidation\0\x01");
+    if bypass_empty_ts {
+        command.extend_from_slice(b"\x08bypassEmptyTsReplacement\0\x01");
+    }
+    command.push(0);
     let length = i32::try_from(command.len()).context("an insert command over 2 GiB")?;
     command[..4].copy_from_slice(&length.to_le_bytes());
     Ok((RawDocumentBuf::from_bytes(command).context("building an insert command")?, end))
@@ -266,77 +285,4 @@ async fn sort_duplicates(
         }
     }
     Ok(counts)
-}
-
-/// Users and roles go through temp collections and `_mergeAuthzCollections`,
-/// as mongorestore does: the server does not take direct writes to them.
-pub(crate) async fn merge_users_and_roles(client: &Client, header: &Header, drop: bool) -> Result<()> {
-    let admin = client.database("admin");
-    let names = admin.list_collection_names().await?;
-    let has_users = names.iter().any(|n| n == "mbtempusers");
-    let has_roles = names.iter().any(|n| n == "mbtemproles");
-    if !has_users && !has_roles {
-        return Ok(());
-    }
-    let databases = if header.databases.is_empty() { vec![String::new()] } else { header.databases.clone() };
-    for db in databases {
-        let mut command = doc! {"_mergeAuthzCollections": 1, "drop": drop, "db": &db};
-        if has_users {
-            command.insert("tempUsersCollection", "admin.mbtempusers");
-        }
-        if has_roles {
-            command.insert("tempRolesCollection", "admin.mbtemproles");
-        }
-        admin.run_command(command).await.context("restoring users and roles")?;
-    }
-    for name in ["mbtempusers", "mbtemproles"] {
-        admin.collection::<Document>(name).drop().await.ok();
-    }
-    Ok(())
-}
-
-/// `--drop`: before anything is restored, drops every collection and view
-/// of the target that the backup's scope covers (its `databases`, or every
-/// database but admin, local and config when it is the whole instance), as
-/// the namespace filters map them. Collections the chain creates later, and
-/// ones the source never had, must not survive into the restored database.
-pub(crate) async fn drop_scope(client: &Client, databases: &[String], ns_map: &NsMap) -> Result<u64> {
-    let sources: Vec<String> = if databases.is_empty() {
-        let on_target = client.list_database_names().await.context("listing the target's databases")?;
-        on_target.into_iter().filter(|db| !matches!(db.as_str(), "admin" | "local" | "config")).collect()
-    } else {
-        databases.to_vec()
-    };
-    let mut dropped = 0;
-    for source_db in sources {
-        let target_db = ns_map.map_db(&source_db).unwrap_or_else(|| source_db.clone());
-        let db = client.database(&target_db);
-        let names = db.list_collection_names().await.with_context(|| format!("listing {target_db}"))?;
-        // Views (system.views) last: it cannot go while a timeseries is there,
-        // and only once empty, so that views a filter excludes stay.
-        let (views, names): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n == "system.views");
-        for name in names.into_iter().chain(views) {
-            // The server's own collections stay; a timeseries' buckets go with it.
-            let system = name.starts_with("system.") && !matches!(name.as_str(), "system.views" | "system.js");
-            if system || target_db == "admin" && name.starts_with("system.") {
-                continue;
-            }
-            let target_ns = format!("{target_db}.{name}");
-            if ns_map.map(&source_db, &name).as_deref() != Some(target_ns.as_str()) {
-                continue;
-            }
-            if name == "system.views" {
-                let left = db.collection::<Document>(&name).estimated_document_count().await.unwrap_or(1);
-                if left > 0 {
-                    continue;
-                }
-            }
-            match db.run_command(doc! {"drop": &name}).await {
-                Ok(_) => dropped += 1,
-                Err(err) if crate::mongo::oplog::server_code(&err) == Some(26) => {}
-                Err(err) => return Err(err).with_context(|| format!("dropping {target_ns}")),
-            }
-        }
-    }
-    Ok(dropped)
 }

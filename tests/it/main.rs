@@ -30,3 +30,5 @@ mod scripts_codecs;
 mod secondary;
 mod stage_cases;
 mod verify;
+mod zoo_cases;
+mod zoo_users;

@@ -1,8 +1,10 @@
 //! Randomized point-in-time restores: phases of random operations (inserts,
-//! every update form, deletes, DDL, renames, a capped collection, small
-//! transactions) on two databases, with backups between some phases; the
-//! chain restored `--until` each phase's last write must equal the state
-//! recorded then: dbHash, collection options and index specs.
+//! every update form, deletes, DDL, renames, a capped collection, capped
+//! conversions, writes that bypass validation, time-series writes, user and
+//! role DDL, small transactions) on two databases, backed up with their users
+//! and roles, with backups between some phases; the chain restored `--until`
+//! each phase's last write must equal the state recorded then: dbHash,
+//! collection options and index specs, users and roles.
 //!
 //! The seed is fixed (reproducible) and printed with every failure; set
 //! `MB_REPLAY_SEED=N` to try others.
@@ -10,9 +12,10 @@
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::Client;
 
-use crate::replay::{now, state, Chain};
+use crate::replay::{now, state};
 use crate::support::assert_ok;
 use crate::support::mongod::{block_on, Mongod};
+use crate::zoo_cases::{full_with, slice_with};
 
 const DATABASES: [&str; 2] = ["rnd_a", "rnd_b"];
 const COLLECTIONS: [&str; 3] = ["c0", "c1", "c2"];
@@ -69,7 +72,7 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
         *next_id
     };
     let known_id = rng.int(60);
-    let command = match rng.below(100) {
+    let command = match rng.below(112) {
         0..=19 => {
             let docs: Vec<Document> = (0..1 + rng.int(5)).map(|_| random_doc(rng, id())).collect();
             doc! {"insert": coll, "documents": docs, "ordered": false}
@@ -138,7 +141,7 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
             let docs: Vec<Document> = (0..1 + rng.int(3)).map(|_| random_doc(rng, id())).collect();
             doc! {"insert": "capped", "documents": docs}
         }
-        _ => {
+        90..=99 => {
             // A small transaction over both databases.
             let ops: Vec<(String, Document, Option<Document>)> = (0..2 + rng.int(3))
                 .map(|_| {
@@ -179,10 +182,54 @@ fn random_op(client: &Client, rng: &mut Rng, next_id: &mut i32) {
             trace("transaction", db_name, "txn", result);
             return;
         }
+        100 => doc! {"convertToCapped": coll, "size": 1 << 20},
+        101 => doc! {"cloneCollectionAsCapped": coll, "toCollection": format!("clone{}", rng.int(3)), "size": 1 << 20},
+        102..=103 => {
+            // Past the validator a collMod may have set (`a` an int).
+            let mut document = random_doc(rng, id());
+            document.insert("a", format!("not an int {}", rng.int(9)));
+            doc! {"insert": coll, "documents": [document], "bypassDocumentValidation": true}
+        }
+        104 => doc! {"update": coll, "updates": [{"q": {"_id": known_id}, "u": {"$set": {"a": "text"}}}],
+        "bypassDocumentValidation": true},
+        105..=107 => {
+            let points: Vec<Document> = (0..1 + rng.int(4))
+                .map(|i| doc! {"t": DateTime::from_millis(1_790_000_000_000 + i64::from(rng.int(7200)) * 1000), "m": {"s": rng.int(3)}, "v": i})
+                .collect();
+            doc! {"insert": "series", "documents": points}
+        }
+        108 => doc! {"delete": "series", "deletes": [{"q": {"m.s": rng.int(3)}, "limit": 0}]},
+        _ => user_ddl(rng),
     };
     let name = command.keys().next().cloned().unwrap_or_default();
     let result = block_on(async { db.run_command(command).await });
     trace(&name, db_name, coll, result.map(|_| ()));
+}
+
+/// User and role DDL on the database the command runs on.
+fn user_ddl(rng: &mut Rng) -> Document {
+    let user = format!("user{}", rng.int(4));
+    let role = format!("role{}", rng.int(3));
+    match rng.below(6) {
+        0 => doc! {"createUser": user, "pwd": format!("pw{}", rng.int(99)), "roles": ["read"]},
+        1 => doc! {"updateUser": user, "pwd": format!("pw{}", rng.int(99))},
+        2 => doc! {"dropUser": user},
+        3 => doc! {"createRole": role, "privileges": [], "roles": []},
+        4 => doc! {"grantRolesToUser": user, "roles": [role]},
+        _ => doc! {"dropRole": role},
+    }
+}
+
+/// The users and roles of `databases` as stored, sorted by `_id`.
+fn users_and_roles(server: &Mongod) -> Vec<Document> {
+    let admin = server.client().database("admin");
+    let mut all = Vec::new();
+    for collection in ["system.users", "system.roles"] {
+        let filter = doc! {"db": {"$in": DATABASES.to_vec()}};
+        let find = doc! {"find": collection, "filter": filter, "sort": {"_id": 1}};
+        all.extend(block_on(crate::support::mongod::cursor(&admin, find)));
+    }
+    all
 }
 
 /// `MB_REPLAY_TRACE=1`: each operation and its outcome on stderr.
@@ -214,10 +261,19 @@ fn random_chains_restore_each_phase_exactly() {
     let mut rng = Rng(seed | 1);
     let mut next_id = 1000;
     for db in DATABASES {
-        block_on(async { client.database(db).drop().await }).unwrap();
+        for server in [source, target] {
+            let database = server.client().database(db);
+            block_on(async {
+                database.drop().await?;
+                database.run_command(doc! {"dropAllUsersFromDatabase": 1}).await?;
+                database.run_command(doc! {"dropAllRolesFromDatabase": 1}).await
+            })
+            .unwrap();
+        }
         let setup = client.database(db);
         block_on(async {
             setup.run_command(doc! {"create": "capped", "capped": true, "size": 16384, "max": 20}).await?;
+            setup.run_command(doc! {"create": "series", "timeseries": {"timeField": "t", "metaField": "m"}}).await?;
             setup.run_command(doc! {"create": "txn"}).await?;
             let docs: Vec<Document> = (0..60).map(|i| random_doc(&mut rng, i)).collect();
             setup.run_command(doc! {"insert": "c0", "documents": docs.clone()}).await?;
@@ -225,19 +281,20 @@ fn random_chains_restore_each_phase_exactly() {
         })
         .unwrap();
     }
-    let mut chain = Chain::full(source, &DATABASES);
+    let users = ["--users-and-roles"];
+    let mut chain = full_with(source, &DATABASES, &users);
     let mut phases = Vec::new();
     for phase in 0..PHASES {
         for _ in 0..OPS_PER_PHASE {
             random_op(&client, &mut rng, &mut next_id);
         }
-        phases.push((now(source), state(source, &DATABASES)));
+        phases.push((now(source), state(source, &DATABASES), users_and_roles(source)));
         // Backups after some phases only: --until then falls inside a slice.
         if phase % 2 == 1 || phase + 1 == PHASES {
-            chain.slice();
+            slice_with(&mut chain, &users);
         }
     }
-    for (phase, (at, expected)) in phases.iter().enumerate() {
+    for (phase, (at, expected, expected_users)) in phases.iter().enumerate() {
         let until = at.to_string();
         // Four workers and small batches: the replay interleaves across connections.
         let output =
@@ -251,5 +308,10 @@ fn random_chains_restore_each_phase_exactly() {
                 "seed {seed}, phase {phase} (--until {until}): {db}'s options or indexes differ"
             );
         }
+        assert_eq!(
+            &users_and_roles(target),
+            expected_users,
+            "seed {seed}, phase {phase} (--until {until}): users or roles differ"
+        );
     }
 }

@@ -1,11 +1,15 @@
-//! The end of a restore: the last inserts, the whole checked, the replay's
-//! warnings, and the conflicts that fail it (exit 4) unless --keep-existing.
+//! The end of an archive's data (its inserts, users and roles, indexes) and
+//! of a restore: the last inserts, the whole checked, the replay's warnings,
+//! and the conflicts that fail it (exit 4) unless --keep-existing.
 
 use anyhow::{Context, Result};
 
-use super::{count, Restore, Target};
+use tokio::task::JoinSet;
+
+use super::{count, ApplyOptions, Archive, Restore, Target};
 use crate::cli::{conflict, integrity};
 use crate::format::records::ApplyRecord;
+use crate::mongo::restore::{merge_users_and_roles, Inserted};
 use crate::{info, warn};
 
 impl Restore<'_> {
@@ -106,4 +110,25 @@ fn check_conflicts(record: &ApplyRecord, keep_existing: bool) -> Result<()> {
     Err(conflict(format!(
         "{what}: the target differs from the backup (restore with --drop, or --keep-existing to keep the target's documents)"
     )))
+}
+
+/// Waits for every insert of the archive, then merges its users and roles
+/// and builds its indexes: all before its oplog is replayed.
+pub(super) async fn finish_data(
+    tasks: &mut JoinSet<Result<Inserted>>,
+    record: &mut ApplyRecord,
+    archive: &mut Archive,
+    target: &Target,
+    options: &ApplyOptions,
+) -> Result<()> {
+    archive.data_done = true;
+    while let Some(done) = tasks.join_next().await {
+        count(record, done.context("an insert task panicked")??);
+    }
+    let Target::Server(client) = target else { return Ok(()) };
+    merge_users_and_roles(client, &archive.header, options.drop, archive.authz).await?;
+    if options.no_indexes || archive.indexes.is_empty() {
+        return Ok(());
+    }
+    crate::mongo::restore::build_indexes(client, std::mem::take(&mut archive.indexes), options.parallel).await
 }

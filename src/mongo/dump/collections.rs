@@ -63,12 +63,12 @@ fn keep_system_collection(db: &str, name: &str, whole_instance: bool) -> bool {
         || (whole_instance && db == "admin" && matches!(name, "system.users" | "system.roles" | "system.version"))
 }
 
-pub(crate) async fn plan_users_and_roles(client: &Client, databases: &[String]) -> Result<Vec<CollectionPlan>> {
-    let admin = client.database("admin");
-    let names = admin.list_collection_names().await.context("listing admin collections")?;
-    Ok(["system.users", "system.roles"]
+/// The users and roles of `databases`. Both are always listed, also when
+/// the server has none (then without data): a restore learns from them that
+/// the backup carries users and roles, and `--drop` removes the target's others.
+pub(crate) fn plan_users_and_roles(databases: &[String]) -> Vec<CollectionPlan> {
+    ["system.users", "system.roles"]
         .into_iter()
-        .filter(|name| names.iter().any(|n| n == name))
         .map(|name| CollectionPlan {
             db: "admin".into(),
             name: name.into(),
@@ -77,7 +77,7 @@ pub(crate) async fn plan_users_and_roles(client: &Client, databases: &[String]) 
             uuid: None,
             filter: doc! {"db": {"$in": databases}},
         })
-        .collect())
+        .collect()
 }
 
 /// Writes one collection's metadata and chunks; returns its manifest entry.
@@ -93,9 +93,12 @@ pub(crate) async fn dump_collection(
     let indexes = if plan.kind == "view" {
         Vec::new()
     } else {
-        mongo::cursor_command(&db, doc! {"listIndexes": &plan.name})
-            .await
-            .with_context(|| format!("listing indexes of {ns}"))?
+        match mongo::cursor_command(&db, doc! {"listIndexes": &plan.name}).await {
+            Ok(indexes) => indexes,
+            // Users and roles are listed also when the server has none (no collection).
+            Err(err) if !plan.filter.is_empty() && is_namespace_not_found(&err) => Vec::new(),
+            Err(err) => return Err(err).with_context(|| format!("listing indexes of {ns}")),
+        }
     };
     let metadata = serde_json::to_vec(&metadata_json(&plan, indexes))?;
     // Covered like the data: a CRC-64 in a PAX record (checked before the
@@ -144,6 +147,10 @@ pub(crate) async fn dump_collection(
     (entry.docs, entry.bytes, entry.crc64, entry.chunks) = chunks.totals();
     crate::debug!("dumped {ns}: {} documents", entry.docs);
     Ok(entry)
+}
+
+fn is_namespace_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<mongodb::error::Error>().and_then(mongo::oplog::server_code) == Some(26)
 }
 
 /// mongodump's `<coll>.metadata.json`, as canonical Extended JSON v2.

@@ -46,7 +46,7 @@ pub(crate) async fn dump_oplog(
         Bound::From(ts) => doc! {"$gte": bson::Timestamp::from(ts), "$lte": bson::Timestamp::from(to)},
         Bound::After(ts) => doc! {"$gt": bson::Timestamp::from(ts), "$lte": bson::Timestamp::from(to)},
     };
-    let filter = oplog::dump_filter(databases, ts_filter);
+    let filter = oplog::dump_filter(databases, options.users_and_roles, ts_filter);
     let oplog_coll = client.database("local").collection::<RawDocumentBuf>("oplog.rs");
     let mut cursor = oplog_coll.find(filter).await.context("reading the oplog")?;
     let mut chunks = ChunkBuilder::new(options.chunk_size, pool.clone(), |seq| EntryName::Oplog { seq }.path());
@@ -59,7 +59,7 @@ pub(crate) async fn dump_oplog(
             bail!("the oplog came back out of order at {ts}");
         }
         last = Some(ts);
-        if !oplog::keep_for_databases(entry, databases)? {
+        if !oplog::keep_for_databases(entry, databases, options.users_and_roles)? {
             continue;
         }
         meter.add(1, entry.as_bytes().len() as u64);

@@ -254,7 +254,7 @@ impl Replayer {
             let count = batch.len() as u64;
             self.client
                 .database("admin")
-                .run_command(doc! {"applyOps": batch})
+                .run_command(doc! {"applyOps": batch, "bypassDocumentValidation": true})
                 .await
                 .with_context(|| format!("applying the transaction committed at {ts}"))?;
             self.stats.applied += count;
@@ -296,7 +296,12 @@ impl Replayer {
         }
         let result = match as_command(&name, op.get_document("o")?) {
             Some(command) => self.client.database(db).run_command(command).await,
-            None => self.client.database("admin").run_command(doc! {"applyOps": [op]}).await,
+            None => {
+                self.client
+                    .database("admin")
+                    .run_command(doc! {"applyOps": [op], "bypassDocumentValidation": true})
+                    .await
+            }
         };
         match result {
             Ok(_) => {

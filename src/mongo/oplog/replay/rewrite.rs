@@ -2,6 +2,13 @@
 //! (no-ops, internal namespaces, index-build bookkeeping, databases outside
 //! the backup's scope, namespaces the filters drop), renames, transactions
 //! gathered until their commit, `commitIndexBuild` as `createIndexes`.
+//!
+//! Entries marked `fromMigrate` are applied like any other: on a replica set
+//! they are the copies `convertToCapped` and `cloneCollectionAsCapped` make
+//! (chunk migrations of sharded clusters are not replayed by mb). Writes to
+//! `system.views` (view and time-series definitions) are filtered and renamed
+//! as the view they define; writes to `admin.system.users` / `system.roles`
+//! of a backup of named databases as the database of the user or role.
 
 use anyhow::{bail, Context, Result};
 use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf};
@@ -9,6 +16,7 @@ use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf};
 use super::Replayer;
 use crate::debug;
 use crate::format::records::Ts;
+use crate::mongo::oplog;
 
 /// What one oplog entry becomes.
 #[derive(Default)]
@@ -23,15 +31,19 @@ impl Replayer {
     /// (`ui` dropped, `ns` mapped; None inside: skipped); None for any other
     /// entry, which [`Replayer::rewrite`] takes.
     pub(super) fn rewrite_crud(&mut self, raw: &RawDocument, ts: Ts) -> Result<Option<Option<RawDocumentBuf>>> {
-        if !matches!(raw.get_str("op"), Ok("i" | "u" | "d")) || raw.get_bool("fromMigrate").unwrap_or(false) {
+        if !matches!(raw.get_str("op"), Ok("i" | "u" | "d")) {
             return Ok(None);
+        }
+        let ns = raw.get_str("ns").unwrap_or("");
+        if ns.ends_with(".system.views") || oplog::is_authz(ns) {
+            return Ok(None); // Filtered by the document they write, decoded.
         }
         let Some(target) = self.crud_namespace(raw.get_str("ns").unwrap_or("")) else { return Ok(Some(None)) };
         let mut op = RawDocumentBuf::new();
         for element in raw {
             let (key, value) = element.with_context(|| format!("decoding oplog entry {ts}"))?;
             match key {
-                "ui" => {}
+                "ui" | "fromMigrate" => {}
                 "ns" => op.append("ns", target.as_str()),
                 _ => op.append_ref(key, value),
             }
@@ -56,9 +68,10 @@ impl Replayer {
     pub(super) fn rewrite(&mut self, mut entry: Document, ts: Ts) -> Result<Rewritten> {
         let op = entry.get_str("op").unwrap_or("").to_string();
         let ns = entry.get_str("ns").unwrap_or("").to_string();
-        if op == "n" || entry.get_bool("fromMigrate").unwrap_or(false) {
+        if op == "n" {
             return Ok(Rewritten::default());
         }
+        entry.remove("fromMigrate");
         if op == "c" && ns == "admin.$cmd" {
             let o = entry.get_document("o").cloned().unwrap_or_default();
             if o.contains_key("applyOps") {
@@ -106,6 +119,12 @@ impl Replayer {
         let kind = op.get_str("op").unwrap_or("").to_string();
         let ns = op.get_str("ns").unwrap_or("").to_string();
         if kind != "c" {
+            if oplog::is_authz(&ns) && !self.scope.is_empty() {
+                return Ok(self.rewrite_authz(op));
+            }
+            if let Some(db) = ns.strip_suffix(".system.views") {
+                return Ok(self.rewrite_view_definition(op, db));
+            }
             let Some(target) = self.crud_namespace(&ns) else { return Ok(None) };
             op.insert("ns", target);
             return Ok(Some(op));
@@ -114,11 +133,14 @@ impl Replayer {
         if is_internal(db, coll) {
             return Ok(None);
         }
+        let mut o = op.get_document("o").cloned().unwrap_or_default();
+        if db == "admin" && !self.scope.is_empty() && self.keeps_authz() && is_authz_setup(&o) {
+            return Ok(Some(op)); // The first user or role: its collection, for the writes after.
+        }
         if !self.in_scope(db) {
             self.note_out_of_scope(db);
             return Ok(None);
         }
-        let mut o = op.get_document("o").cloned().unwrap_or_default();
         let Some(command) = o.keys().next().cloned() else { return Ok(None) };
         match command.as_str() {
             "startIndexBuild" | "abortIndexBuild" | "setMultikeyMetadata" | "dropIdent" => return Ok(None),
@@ -153,7 +175,13 @@ impl Replayer {
                     debug!("skipping command {command} on {ns}: no collection");
                     return Ok(None);
                 };
-                let Some(target) = self.options.ns_map.map(db, &target_coll) else { return Ok(None) };
+                // The views' catalog holds what the filters keep: it goes where the database goes.
+                let target = if target_coll == "system.views" {
+                    Some(format!("{}.system.views", self.options.ns_map.map_db(db).unwrap_or_else(|| db.to_string())))
+                } else {
+                    self.options.ns_map.map(db, &target_coll)
+                };
+                let Some(target) = target else { return Ok(None) };
                 let (new_db, new_coll) = target.split_once('.').context("a renamed namespace without a dot")?;
                 op.insert("ns", format!("{new_db}.$cmd"));
                 if command == "commitIndexBuild" {
@@ -168,6 +196,62 @@ impl Replayer {
         op.insert("o", o);
         Ok(Some(op))
     }
+}
+
+impl Replayer {
+    /// Whether the filters keep users and roles (as they do for a full backup's).
+    fn keeps_authz(&self) -> bool {
+        self.options.ns_map.map("admin", "system.users").as_deref() == Some("admin.system.users")
+    }
+
+    /// A write to `admin.system.users` / `system.roles` in a backup of named
+    /// databases: applied when the user or role is of one of them.
+    fn rewrite_authz(&mut self, op: Document) -> Option<Document> {
+        let kind = op.get_str("op").unwrap_or("");
+        let raw = |key: &str| op.get_document(key).ok().and_then(|d| RawDocumentBuf::from_document(d).ok());
+        let (o, o2) = (raw("o"), raw("o2"));
+        let id = oplog::authz_id(kind, o.as_deref(), o2.as_deref())?;
+        let db = oplog::authz_database(id).to_string();
+        if !self.in_scope(&db) {
+            self.note_out_of_scope(&db);
+            return None;
+        }
+        self.keeps_authz().then_some(op)
+    }
+
+    /// A write to `db.system.views`, whose `_id` names the view (or time
+    /// series) it defines: kept when the filters keep that view; renamed with
+    /// it (`_id`, and the `viewOn` of a definition written whole).
+    fn rewrite_view_definition(&mut self, mut op: Document, db: &str) -> Option<Document> {
+        if !self.in_scope(db) {
+            self.note_out_of_scope(db);
+            return None;
+        }
+        let holder = if op.get_str("op") == Ok("u") { "o2" } else { "o" };
+        let view = op.get_document(holder).ok()?.get_str("_id").ok()?.to_string();
+        let target = self.options.ns_map.map_ns(&view)?;
+        if target == view {
+            return Some(op);
+        }
+        let (new_db, _) = target.split_once('.')?;
+        op.insert("ns", format!("{new_db}.system.views"));
+        for key in ["o", "o2"] {
+            let Ok(document) = op.get_document_mut(key) else { continue };
+            if document.contains_key("_id") {
+                document.insert("_id", target.as_str());
+            }
+            let source = document.get_str("viewOn").ok().and_then(|on| self.options.ns_map.map(db, on));
+            if let Some((_, on)) = source.as_deref().and_then(|s| s.split_once('.')) {
+                document.insert("viewOn", on);
+            }
+        }
+        Some(op)
+    }
+}
+
+/// Whether a command's `o` creates `system.users` / `system.roles` or an index on them.
+fn is_authz_setup(o: &Document) -> bool {
+    RawDocumentBuf::from_document(o).is_ok_and(|raw| oplog::is_authz_setup(Some(&raw)))
 }
 
 /// Namespaces a restore never writes: the server's own bookkeeping.

@@ -170,7 +170,12 @@ async fn work(client: Client, mut jobs: mpsc::Receiver<Job>) -> Result<()> {
 }
 
 /// One `applyOps` of a batch; when it fails, its operations one by one
-/// (replaying is idempotent), to name the one that fails.
+/// (replaying is idempotent), to name the one that fails and why: a
+/// non-atomic `applyOps` only says it "had one or more errors", an atomic one
+/// of a single operation gives the server's reason.
+///
+/// Validators are bypassed: the source accepted these writes (some with
+/// `bypassDocumentValidation`, which the oplog does not record).
 async fn apply_batch(client: &Client, batch: Batch) -> Result<u64> {
     let count = batch.ops.len() as u64;
     let first = batch.first.unwrap_or_default();
@@ -181,6 +186,7 @@ async fn apply_batch(client: &Client, batch: Batch) -> Result<u64> {
     let mut command = RawDocumentBuf::new();
     command.append("applyOps", ops);
     command.append("allowAtomic", false);
+    command.append("bypassDocumentValidation", true);
     let admin = client.database("admin");
     let Err(err) = admin.run_raw_command(command.clone()).await else { return Ok(count) };
     for op in command.get_array("applyOps")?.into_iter() {
@@ -188,7 +194,7 @@ async fn apply_batch(client: &Client, batch: Batch) -> Result<u64> {
         let ts = op.get_timestamp("ts").map(Ts::from).unwrap_or(first);
         let ns = op.get_str("ns").unwrap_or("?").to_string();
         admin
-            .run_command(doc! {"applyOps": [op], "allowAtomic": false})
+            .run_command(doc! {"applyOps": [op], "bypassDocumentValidation": true})
             .await
             .with_context(|| format!("applying oplog entry {ts} on {ns}"))?;
     }
