@@ -7,7 +7,11 @@
 //! point the stages at it with `--endpoint http://127.0.0.1:PORT`. A discard
 //! bucket keeps only each object's size and CRC-64 (for multi-GiB benchmarks).
 //! V4 signatures must name `--region` (default cn-hangzhou); `--v4-only`
-//! refuses V1 signatures as new OSS buckets do.
+//! refuses V1 signatures as new OSS buckets do. `--fill-chain
+//! BUCKET/PREFIX:CYCLES:OBJECTS` stores a synthetic chain first: CYCLES
+//! cycles of OBJECTS small committed objects each (a full backup and
+//! slices), with their `mb-marker/2` markers and head records, for timing
+//! the catalog (`scripts/bench-catalog`).
 
 #[path = "../tests/it/support/oss_server.rs"]
 mod oss_server;
@@ -20,6 +24,7 @@ fn main() {
     let mut discard = Vec::new();
     let mut region = String::from("cn-hangzhou");
     let mut v4_only = false;
+    let mut fills = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
@@ -29,6 +34,7 @@ fn main() {
             "--discard-bucket" => discard.push(value("--discard-bucket")),
             "--region" => region = value("--region"),
             "--v4-only" => v4_only = true,
+            "--fill-chain" => fills.push(value("--fill-chain")),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -44,10 +50,77 @@ fn main() {
     for bucket in &discard {
         server.create_discard_bucket(bucket);
     }
+    for spec in &fills {
+        fill_chain(&server, spec);
+    }
     println!("{}", server.endpoint());
     let _ = std::io::stdout().flush();
     loop {
         std::thread::park();
+    }
+}
+
+/// Stores `CYCLES` cycles of `OBJECTS` committed objects under `BUCKET/PREFIX`.
+fn fill_chain(server: &oss_server::OssServer, spec: &str) {
+    use mb::chain::layout::{head_key, ObjectKey};
+    use mb::chain::marker::{Head, Marker, MARKER_FORMAT};
+    use mb::format::records::{Kind, PutRecord, Ts};
+    let parsed = spec.split_once('/').and_then(|(bucket, rest)| {
+        let mut parts = rest.rsplitn(3, ':');
+        let objects: u64 = parts.next()?.parse().ok()?;
+        let cycles: u32 = parts.next()?.parse().ok()?;
+        Some((bucket, parts.next()?, cycles, objects))
+    });
+    let Some((bucket, prefix, cycles, objects)) = parsed else {
+        usage("--fill-chain needs BUCKET/PREFIX:CYCLES:OBJECTS")
+    };
+    server.create_bucket(bucket);
+    let mut point = Ts::new(1_795_489_200, 1);
+    for c in 0..cycles {
+        let cycle = format!("202611{:02}T030000.000001Z", c + 1);
+        let mut marker = None;
+        for seq in 0..objects {
+            let (kind, from) = (if seq == 0 { Kind::Full } else { Kind::Oplog }, point);
+            let to = Ts::new(point.t + 60, 1);
+            let key = match kind {
+                Kind::Full => format!("{}.zst", ObjectKey::full(prefix, &cycle)),
+                Kind::Oplog => {
+                    point = to;
+                    format!("{}.zst", ObjectKey::slice(prefix, &cycle, seq, from, to))
+                }
+            };
+            let data = format!("object {key}").into_bytes();
+            let put = PutRecord {
+                format: MARKER_FORMAT.into(),
+                bucket: bucket.into(),
+                key: key.clone(),
+                size: data.len() as u64,
+                crc64: mb::crc64::checksum(&data),
+                etag: None,
+                parts: 1,
+                storage_class: None,
+                sse: None,
+                sse_key_id: None,
+                encryption: None,
+            };
+            let record = Marker {
+                put,
+                kind: Some(kind),
+                cycle: Some(cycle.clone()),
+                seq: Some(seq),
+                databases: Some(vec![prefix.to_string()]),
+                created: Some("2026-11-24T03:00:00Z".into()),
+                from: (kind == Kind::Oplog).then_some(from),
+                to: (kind == Kind::Oplog).then_some(to),
+                consistent_at: (kind == Kind::Full).then_some(from),
+            };
+            server.put_object(bucket, &key, &data);
+            server.put_object(bucket, &format!("{key}.done"), &serde_json::to_vec(&record).unwrap());
+            marker = Some(record);
+        }
+        if let Some(marker) = marker {
+            server.put_object(bucket, &head_key(prefix, &cycle), &serde_json::to_vec(&Head::after(&marker)).unwrap());
+        }
     }
 }
 
@@ -56,7 +129,7 @@ fn usage(problem: &str) -> ! {
         eprintln!("oss-server: {problem}");
     }
     eprintln!(
-        "usage: oss-server [--port N] [--bucket NAME]... [--discard-bucket NAME]... [--region REGION] [--v4-only]"
+        "usage: oss-server [--port N] [--bucket NAME]... [--discard-bucket NAME]... [--region REGION] [--v4-only] [--fill-chain BUCKET/PREFIX:CYCLES:OBJECTS]..."
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 });
 }

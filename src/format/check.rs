@@ -51,12 +51,12 @@ impl Tally {
 
 /// A stream after the first must be an oplog slice starting where the one
 /// before ended.
-pub(crate) fn check_chain(header: &Header, chain_end: Option<Ts>, archives_read: u64) -> Result<()> {
+pub(crate) fn check_chain(header: &Header, chain_end: Option<Ts>, archives_read: u64, oplog_only: bool) -> Result<()> {
     if archives_read == 0 {
-        if header.kind != Kind::Full {
+        if header.kind != Kind::Full && !oplog_only {
             return Err(integrity(format!(
                 "the input starts with an oplog slice (after {}), not a full backup: a restore starts from its cycle's \
-                 full backup (a missing or empty full backup object?)",
+                 full backup (a missing or empty full backup object?); --oplog-only replays slices onto the target",
                 header.oplog_from.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
             )));
         }

@@ -37,6 +37,8 @@ pub(crate) struct ApplyOptions {
     pub drop: bool,
     /// Conflicting documents exit 0 (the target's stay).
     pub keep_existing: bool,
+    /// The input is slices only, replayed onto the target as it is.
+    pub oplog_only: bool,
     /// Chunks inserted at once.
     pub parallel: usize,
     /// Do not build indexes.
@@ -168,7 +170,7 @@ impl<'a> Restore<'a> {
                 header.format
             )));
         }
-        check_chain(&header, self.chain_end, self.record.archives)?;
+        check_chain(&header, self.chain_end, self.record.archives, self.options.oplog_only)?;
         // A point before the full backup's oplog begins cannot be reached
         // from it: refused before anything is written.
         if let (Some(until), Some(from), 0) = (self.until, header.oplog_from, self.record.archives) {

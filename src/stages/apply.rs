@@ -4,6 +4,7 @@
 //! Usage: mb-apply [--uri URI | --config FILE] [--drop | --keep-existing] [--until TS] [INPUT]
 //!        mb-apply --dry-run [INPUT]          check everything, write nothing
 //!        mb-apply --to-dir DIR [INPUT]       a directory for mongorestore
+//!        mb-apply --oplog-only [INPUT]       slices alone, onto what the target holds
 //!
 //! Reads a full dump and then any oplog slices of its cycle, concatenated
 //! (`cat full.tar slice1.tar ... | mb-apply`): creates the collections with
@@ -74,6 +75,11 @@ pub(crate) struct Args {
     /// The new name for the --ns-from at the same position (`copy.$c$`).
     #[arg(long, value_name = "PATTERN")]
     ns_to: Vec<String>,
+    /// The input is oplog slices only, replayed onto what the target holds
+    /// (catching up a restore by hand); without it the input must start
+    /// with a full backup.
+    #[arg(long)]
+    oplog_only: bool,
     /// Read and check the whole stream (CRC-64, counts, BSON, chain), write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -132,6 +138,7 @@ pub fn run() -> Result<()> {
         let options = ApplyOptions {
             drop: args.drop,
             keep_existing: args.keep_existing,
+            oplog_only: args.oplog_only,
             parallel: args.parallel,
             no_indexes: args.no_indexes,
             oplog_batch: args.oplog_batch,

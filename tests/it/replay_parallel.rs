@@ -266,7 +266,7 @@ fn a_write_that_fails_in_one_worker_fails_the_restore_naming_it() {
         doc! {"createIndexes": "x", "indexes": [{"key": {"k": 1}, "name": "k_1", "unique": true}]},
     );
     let slice = run_with_input(
-        stage("mb-apply").args(["--uri", &target.uri(), "--parallel", "4", "--oplog-batch", "16"]),
+        stage("mb-apply").args(["--uri", &target.uri(), "--oplog-only", "--parallel", "4", "--oplog-batch", "16"]),
         &chain.streams[1],
     );
     assert_fails_with(&slice, 1, "on par_fail.x: ");
