@@ -80,7 +80,27 @@ pub fn exit_code_of(err: &anyhow::Error) -> u8 {
     err.chain().find_map(|cause| cause.downcast_ref::<Failure>().map(|f| f.code)).unwrap_or(EXIT_FAILURE)
 }
 
-/// One line for an error and its whole chain of causes.
+/// `text` with its control characters escaped (`\u{1b}`), so bytes quoted
+/// from a stream (a tar name, a header field) never reach a terminal raw.
+/// Newlines and tabs stay unless `one_line` is set.
+pub fn printable(text: &str, one_line: bool) -> std::borrow::Cow<'_, str> {
+    let raw = |c: char| c.is_control() && (one_line || !matches!(c, '\n' | '\t'));
+    if !text.chars().any(raw) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if raw(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// One line for an error and its whole chain of causes, control
+/// characters escaped.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
@@ -98,7 +118,7 @@ pub fn one_line(err: &anyhow::Error) -> String {
         }
         parts.push(text);
     }
-    parts.join(": ")
+    printable(&parts.join(": "), true).into_owned()
 }
 
 static PROGRAM: OnceLock<&'static str> = OnceLock::new();
@@ -265,5 +285,8 @@ mod tests {
         let err = anyhow::anyhow!("line one\nline two");
         assert_eq!(exit_code_of(&err), EXIT_FAILURE);
         assert_eq!(one_line(&err), "line one line two");
+        let err = anyhow::anyhow!("entry fixture/\x1b[2J\x07bell: bad").context("in \u{9b}x");
+        assert_eq!(one_line(&err), "in \\u{9b}x: entry fixture/\\u{1b}[2J\\u{7}bell: bad");
+        assert_eq!(printable("a\tb\nc\x7f", false), "a\tb\nc\\u{7f}");
     }
 }

@@ -131,6 +131,10 @@ fn inflate_all(source: &mut Source, sink: &mut Sink<'_>) -> Result<DecompressSum
             if members == 0 {
                 return Err(integrity(format!("input is not gzip or zstd (it starts with bytes {})", hex(&magic))));
             }
+            // Every member before it was whole and checked: pass all of their
+            // output on first, so the next stage sees the complete stream and
+            // this error stays the only one (as `gzip -d` does).
+            sink.finish()?;
             return Err(integrity(format!("input has trailing data after the last {last} (at byte {start})")));
         }
         members += 1;

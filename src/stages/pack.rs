@@ -31,7 +31,9 @@
 //! data, a zstd window above 128 MiB and any trailing bytes after the last
 //! member are all integrity errors (exit 3). Output already written before
 //! the error is not taken back: trust the exit status, not the output. With
-//! -o, a partial output file is removed.
+//! -o, a partial output file is removed. Trailing bytes are reported after
+//! the whole output of the members before them is written, so the next stage
+//! of a pipe reads a complete stream rather than failing on a cut one.
 //!
 //! Compress options:
 //!         --codec <codec>    zstd or gzip [default: zstd].

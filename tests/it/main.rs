@@ -6,6 +6,7 @@ mod support;
 mod apply;
 mod dump;
 mod encryption;
+mod errors_actionable;
 mod incremental;
 mod metrics;
 mod oss_conformance;

@@ -14,11 +14,11 @@ use crate::support::oss_server::oss_auth::Key;
 use crate::support::oss_server::{self, OssServer};
 use crate::support::{assert_fails_with, assert_ok, run_with_input, stage, stderr_of, temp_dir};
 
-const BUCKET: &str = "backups";
+pub(crate) const BUCKET: &str = "backups";
 
 /// Every variable the credential chain reads, cleared so the developer's
 /// or CI's environment cannot leak into a test.
-const CHAIN_VARS: &[&str] = &[
+pub(crate) const CHAIN_VARS: &[&str] = &[
     "OSS_ACCESS_KEY_ID",
     "OSS_ACCESS_KEY_SECRET",
     "OSS_SESSION_TOKEN",
@@ -41,7 +41,7 @@ const CHAIN_VARS: &[&str] = &[
     "MB_TEST_ONLY_ECS_METADATA_ENDPOINT",
 ];
 
-fn v4_only_server() -> OssServer {
+pub(crate) fn v4_only_server() -> OssServer {
     let server = oss_server::start();
     server.create_bucket(BUCKET);
     server.set_v4_only(true);
@@ -50,7 +50,7 @@ fn v4_only_server() -> OssServer {
 
 /// A stage with an empty credential environment, HOME in `home`, the ECS
 /// metadata service off, pointed at the server's bucket in cn-hangzhou.
-fn bare(server: &OssServer, name: &str, home: &Path) -> Command {
+pub(crate) fn bare(server: &OssServer, name: &str, home: &Path) -> Command {
     let mut c = stage(name);
     for var in CHAIN_VARS {
         c.env_remove(var);
@@ -65,7 +65,7 @@ fn bare(server: &OssServer, name: &str, home: &Path) -> Command {
 }
 
 #[track_caller]
-fn no_secrets(output: &Output, secrets: &[String]) {
+pub(crate) fn no_secrets(output: &Output, secrets: &[String]) {
     let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), stderr_of(output));
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         assert!(!all.contains(secret.as_str()), "a secret or token leaked: {all}");

@@ -31,7 +31,8 @@ pub fn message(text: fmt::Arguments<'_>) {
     if is_live() {
         line.push_str(ERASE);
     }
-    let _ = writeln!(line, "{text}");
+    // Names and bytes from a stream may hold control characters: never raw.
+    let _ = writeln!(line, "{}", crate::cli::printable(&text.to_string(), false));
     let mut drawn = lock(&DRAWN);
     *drawn = false;
     let _ = std::io::stderr().write_all(line.as_bytes());

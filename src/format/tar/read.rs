@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::bson_check::validate_document;
 use super::{split_documents, EntryName, PAX_CRC64, PAX_DOCS};
-use crate::cli::integrity;
+use crate::cli::{integrity, printable};
 use crate::format::records::{Header, Manifest};
 
 /// Largest chunk entry accepted: a bound on memory whatever the stream claims.
@@ -36,10 +36,13 @@ pub(crate) fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<E
         archive.set_ignore_zeros(true);
         let entries = archive.entries().context("reading the tar stream")?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| integrity(format!("corrupt tar stream: {e}")))?;
+            // The tar crate's messages quote header fields and names raw.
+            let mut entry =
+                entry.map_err(|e| integrity(format!("corrupt tar stream: {}", printable(&e.to_string(), true))))?;
             let path =
                 entry.path().map_err(|e| integrity(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
-            let event = read_entry(&mut entry, &path).with_context(|| format!("in entry {path}"))?;
+            let event =
+                read_entry(&mut entry, &path).with_context(|| format!("in entry {}", printable(&path, true)))?;
             if tx.blocking_send(Ok(event)).is_err() {
                 return Ok(()); // the applier stopped; it reports why
             }

@@ -9,6 +9,8 @@
 //! bytes. CompleteMultipartUpload is not repeated blindly: a lost answer is
 //! resolved by checking the object (see [`Client::complete_multipart`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
@@ -17,7 +19,7 @@ use reqwest::{Method, StatusCode};
 
 use super::body::PartData;
 pub use super::calls::{multipart_etag, HeadAnswer, ListAnswer, ObjectOptions, PutAnswer};
-use super::credentials::Credentials;
+use super::credentials::{Credentials, NoCredentials};
 pub use super::endpoint::{decode_component, encode_component, encode_path, Endpoint};
 use super::error::OssError;
 use super::retry::RetryPolicy;
@@ -93,6 +95,9 @@ pub struct Client {
     endpoint: Endpoint,
     creds: Credentials,
     retry: RetryPolicy,
+    /// Whether the endpoint has answered once (any status): until then a
+    /// request gets [`RetryPolicy::budget`]'s short deadlines.
+    answered: Arc<AtomicBool>,
 }
 
 impl Client {
@@ -107,7 +112,7 @@ impl Client {
             .user_agent(concat!("mb/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
-        Ok(Client { http, endpoint, creds, retry })
+        Ok(Client { http, endpoint, creds, retry, answered: Arc::default() })
     }
 
     /// The endpoint.
@@ -129,51 +134,66 @@ impl Client {
     pub(super) async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response> {
         let md5 = call.content_md5.then(|| call.body.content_md5());
         let url = self.endpoint.url(call.bucket, call.key, &call.query);
-        let deadline = Instant::now() + self.retry.overall_deadline(call.body.len());
+        let mut clock: Option<Instant> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Credentials come first, outside the attempt's clock: the chain has
+            // its own deadline and retries, so its failure is final.
+            let cred = match self.creds.current().await {
+                Ok(cred) => cred,
+                Err(err) => return Err(err).with_context(|| self.what(call)),
+            };
+            // The clock starts once the first credentials are in hand.
+            let started = *clock.get_or_insert_with(Instant::now);
+            let answered = self.answered.load(Ordering::Relaxed);
+            let (per_attempt, all) = self.retry.budget(call.body.len(), answered);
+            let deadline = started + all;
             let left = deadline.saturating_duration_since(Instant::now());
+            let limit = per_attempt.min(left);
             let result = if left.is_zero() {
                 Err(anyhow::anyhow!("gave up: the request's overall deadline passed"))
             } else {
-                match tokio::time::timeout(left, self.send_once(call, &url, md5.as_deref())).await {
+                match tokio::time::timeout(limit, self.send_once(call, &url, md5.as_deref(), &cred)).await {
                     Ok(result) => result,
-                    Err(_) => Err(anyhow::anyhow!(
-                        "gave up: the request's overall deadline ({:?}) passed",
-                        self.retry.overall_deadline(call.body.len())
-                    )),
+                    Err(_) if !self.answered.load(Ordering::Relaxed) => {
+                        // Cut by the request's budget rather than the attempt's: no figure.
+                        let within =
+                            if limit == per_attempt { format!(" within {} s", limit.as_secs()) } else { String::new() };
+                        Err(anyhow::anyhow!("the OSS endpoint {} did not answer{within}", self.endpoint.host))
+                    }
+                    Err(_) => Err(anyhow::anyhow!("gave up: the request's overall deadline ({all:?}) passed")),
                 }
             };
             let retryable = match &result {
                 Ok(_) => false,
                 Err(err) => match err.downcast_ref::<OssError>() {
                     Some(oss) => oss.is_retryable(),
-                    None => call.idempotent,
+                    None => call.idempotent && !err.is::<NoCredentials>(),
                 },
             };
             let wait = self.retry.backoff(attempt);
             let out_of_time = Instant::now() + wait >= deadline;
             if !retryable || attempt >= self.retry.max_attempts || out_of_time {
                 return result.with_context(|| {
-                    let what = if call.key.is_empty() {
-                        format!("{} /{}/", call.method, call.bucket)
-                    } else {
-                        format!("{} /{}/{}", call.method, call.bucket, call.key)
-                    };
-                    let deadline = if retryable && out_of_time && attempt < self.retry.max_attempts {
-                        format!(
-                            "; gave up at the overall deadline of {} s (--deadline)",
-                            self.retry.overall_deadline(call.body.len()).as_secs()
-                        )
-                    } else {
-                        String::new()
-                    };
+                    let mut what = self.what(call);
                     if attempt > 1 {
-                        format!("{what} at {} (after {attempt} attempts{deadline})", self.endpoint)
-                    } else {
-                        format!("{what} at {}{deadline}", self.endpoint)
+                        what.push_str(&format!(" (after {attempt} attempts)"));
                     }
+                    if retryable && out_of_time && attempt < self.retry.max_attempts {
+                        if self.answered.load(Ordering::Relaxed) {
+                            what.push_str(&format!(
+                                "; gave up at the overall deadline of {} s (--deadline)",
+                                all.as_secs()
+                            ));
+                        } else {
+                            what.push_str(&format!(
+                                "; gave up after {} s without any answer from the OSS endpoint",
+                                started.elapsed().as_secs()
+                            ));
+                        }
+                    }
+                    what
                 });
             }
             if let Err(err) = &result {
@@ -183,7 +203,22 @@ impl Client {
         }
     }
 
-    async fn send_once(&self, call: &Call<'_>, url: &str, md5: Option<&str>) -> Result<reqwest::Response> {
+    /// `GET /bucket/key at https://endpoint`: what a failed call was.
+    fn what(&self, call: &Call<'_>) -> String {
+        if call.key.is_empty() {
+            format!("{} /{}/ at {}", call.method, call.bucket, self.endpoint)
+        } else {
+            format!("{} /{}/{} at {}", call.method, call.bucket, call.key, self.endpoint)
+        }
+    }
+
+    async fn send_once(
+        &self,
+        call: &Call<'_>,
+        url: &str,
+        md5: Option<&str>,
+        cred: &reqsign_aliyun_oss::Credential,
+    ) -> Result<reqwest::Response> {
         let mut headers = call.headers.clone();
         if let Some(md5) = md5 {
             headers.push(("Content-MD5".into(), md5.to_string()));
@@ -191,12 +226,10 @@ impl Client {
         if !call.content_type.is_empty() {
             headers.push(("Content-Type".into(), call.content_type.to_string()));
         }
-        // Asked per request: temporary credentials are refreshed before they expire.
-        let cred = self.creds.current().await?;
         let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let unsigned =
             Unsigned { method: call.method.as_str(), bucket: call.bucket, key: call.key, query: &call.query };
-        let sts = sign(self.creds.version(), &cred, now, &unsigned, &mut headers);
+        let sts = sign(self.creds.version(), cred, now, &unsigned, &mut headers);
         let mut request = self.http.request(call.method.clone(), url);
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
@@ -212,8 +245,9 @@ impl Client {
         let response = if super::raw_path::has_dot_segment(call.key) {
             super::raw_path::send(request, url, self.retry.connect_timeout).await?
         } else {
-            request.send().await.map_err(transport_error)?
+            request.send().await.map_err(|e| transport_error(e, &self.endpoint.host))?
         };
+        self.answered.store(true, Ordering::Relaxed);
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -245,14 +279,14 @@ impl Client {
     }
 }
 
-fn transport_error(err: reqwest::Error) -> anyhow::Error {
+fn transport_error(err: reqwest::Error, host: &str) -> anyhow::Error {
     // reqwest's Display names the URL; the chain names the cause (reset, timeout).
     let kind = if err.is_timeout() {
-        "timed out"
+        format!("the OSS endpoint {host} timed out")
     } else if err.is_connect() {
-        "could not connect"
+        format!("could not connect to the OSS endpoint {host}")
     } else {
-        "connection failed"
+        format!("the connection to the OSS endpoint {host} failed")
     };
     let mut cause = String::new();
     let mut source = std::error::Error::source(&err);

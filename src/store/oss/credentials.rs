@@ -11,19 +11,29 @@
 //! through our reqwest client. Every request asks [`Credentials::current`],
 //! which reloads temporary credentials two minutes before they expire, so an
 //! upload that outlives its STS token signs its later parts with fresh ones.
+//!
+//! A walk of the chain ends within [`FETCH_DEADLINE`]: each network source
+//! gets a few attempts (connect and request timeouts in `credential_http.rs`),
+//! and a service that does not answer is named with its host and port. Its
+//! answer bodies are never printed (they may hold a key pair).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
-use bytes::Bytes;
+use anyhow::Result;
 use reqsign_aliyun_oss::{
     AssumeRoleWithOidcCredentialProvider, ConfigFileCredentialProvider, Credential, CredentialsFileCredentialProvider,
     CredentialsUriCredentialProvider, EcsRamRoleCredentialProvider,
 };
 use reqsign_core::{Context, OsEnv, ProvideCredentialDyn, SigningCredential};
 
+use super::credential_http::{Outcome, ReqwestSend};
 use super::sign::SignatureVersion;
+
+/// All sources of one walk of the chain, retries included, end within this.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(20);
+/// Attempts per network source when its failure may pass (no answer, 5xx).
+const SOURCE_ATTEMPTS: u32 = 3;
 
 /// For tests only: the ECS metadata service's base URL instead of
 /// `http://100.100.100.200` (the suite plays that service on loopback).
@@ -32,11 +42,33 @@ pub const TEST_ECS_METADATA_ENDPOINT_ENV: &str = "MB_TEST_ONLY_ECS_METADATA_ENDP
 enum Source {
     /// Keys known up front (`None`: this source is not set).
     Fixed(Option<Credential>),
-    Provider(Box<dyn ProvideCredentialDyn<Credential = Credential>>),
+    Provider {
+        /// What it talks to, for errors: "credentials URI", "ECS metadata service".
+        service: &'static str,
+        provider: Box<dyn ProvideCredentialDyn<Credential = Credential>>,
+        /// Why it found nothing, when it skipped something silently.
+        explain: Option<fn() -> Option<String>>,
+    },
 }
+
+/// No credentials: the chain found none, or a source failed. Final: the
+/// chain already retried within its deadline.
+#[derive(Debug)]
+pub struct NoCredentials(String);
+
+impl std::fmt::Display for NoCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoCredentials {}
 
 struct Inner {
     ctx: Context,
+    http: ReqwestSend,
+    /// Whether a skipped profile was already reported (once per process).
+    warned: std::sync::atomic::AtomicBool,
     sources: Vec<(&'static str, Source)>,
     version: SignatureVersion,
     cache: tokio::sync::Mutex<Option<(Credential, &'static str)>>,
@@ -113,11 +145,20 @@ impl Credentials {
             _ => None,
         };
         sources.push(("env ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET", Source::Fixed(cloud_keys)));
-        let provider = |p: Box<dyn ProvideCredentialDyn<Credential = Credential>>| Source::Provider(p);
+        let provider = |p: Box<dyn ProvideCredentialDyn<Credential = Credential>>| Source::Provider {
+            service: "profile file",
+            provider: p,
+            explain: None,
+        };
+        let network = |service, p: Box<dyn ProvideCredentialDyn<Credential = Credential>>| Source::Provider {
+            service,
+            provider: p,
+            explain: None,
+        };
         if env("ALIBABA_CLOUD_ROLE_ARN").is_some() || env("ALIBABA_CLOUD_OIDC_TOKEN_FILE").is_some() {
             sources.push((
                 "RRSA/OIDC (STS AssumeRoleWithOIDC)",
-                provider(Box::new(AssumeRoleWithOidcCredentialProvider::new())),
+                network("STS endpoint", Box::new(AssumeRoleWithOidcCredentialProvider::new())),
             ));
         }
         // Alibaba's CLI and Go SDK write ~/.alibabacloud/credentials; the other
@@ -128,10 +169,17 @@ impl Credentials {
             sources.push(("~/.alibabacloud/credentials", provider(Box::new(file))));
         }
         sources.push(("credentials.ini", provider(Box::new(CredentialsFileCredentialProvider::new()))));
-        sources.push(("~/.aliyun/config.json", provider(Box::new(ConfigFileCredentialProvider::new()))));
+        sources.push((
+            "~/.aliyun/config.json",
+            Source::Provider {
+                service: "profile file",
+                provider: Box::new(ConfigFileCredentialProvider::new()),
+                explain: Some(super::profiles::unsupported_config_profile),
+            },
+        ));
         if env("ALIBABA_CLOUD_CREDENTIALS_URI").is_some() {
-            sources
-                .push(("ALIBABA_CLOUD_CREDENTIALS_URI", provider(Box::new(CredentialsUriCredentialProvider::new()))));
+            let uri = network("credentials URI", Box::new(CredentialsUriCredentialProvider::new()));
+            sources.push(("ALIBABA_CLOUD_CREDENTIALS_URI", uri));
         }
         let disabled = env("ALIBABA_CLOUD_ECS_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         if !disabled {
@@ -139,14 +187,17 @@ impl Credentials {
             if let Some(endpoint) = env(TEST_ECS_METADATA_ENDPOINT_ENV) {
                 ecs = ecs.with_endpoint(endpoint);
             }
-            sources.push(("ECS RAM role (metadata service)", provider(Box::new(ecs))));
+            sources.push(("ECS RAM role (metadata service)", network("ECS metadata service", Box::new(ecs))));
         }
         Self::from_sources(sources, version)
     }
 
     fn from_sources(sources: Vec<(&'static str, Source)>, version: SignatureVersion) -> Credentials {
-        let ctx = Context::new().with_env(OsEnv).with_file_read(TokioFileRead).with_http_send(ReqwestSend::new());
-        Credentials { inner: Arc::new(Inner { ctx, sources, version, cache: tokio::sync::Mutex::new(None) }) }
+        let http = ReqwestSend::new();
+        let ctx = Context::new().with_env(OsEnv).with_file_read(TokioFileRead).with_http_send(http.clone());
+        let cache = tokio::sync::Mutex::new(None);
+        let warned = std::sync::atomic::AtomicBool::new(false);
+        Credentials { inner: Arc::new(Inner { ctx, http, warned, sources, version, cache }) }
     }
 
     /// The signature version requests use.
@@ -155,17 +206,34 @@ impl Credentials {
     }
 
     /// Credentials valid for at least two more minutes: the cached ones, or
-    /// the first source that has some. The error names every source tried.
+    /// the first source that has some, within [`FETCH_DEADLINE`]. The error
+    /// ([`NoCredentials`]) leads with a source that failed and names every
+    /// source tried.
     pub async fn current(&self) -> Result<Credential> {
         let mut cache = self.inner.cache.lock().await;
         if let Some((cred, _)) = cache.as_ref().filter(|(c, _)| c.is_valid()) {
             return Ok(cred.clone());
         }
-        let mut tried = Vec::new();
+        let deadline = tokio::time::Instant::now() + FETCH_DEADLINE;
+        let (mut tried, mut failed) = (Vec::new(), Vec::new());
         for (name, source) in &self.inner.sources {
             let found = match source {
                 Source::Fixed(cred) => Ok(cred.clone()),
-                Source::Provider(p) => p.provide_credential_dyn(&self.inner.ctx).await,
+                Source::Provider { service, provider, explain } => {
+                    match self.fetch(provider.as_ref(), service, deadline).await {
+                        Ok(None) => match explain.and_then(|explain| explain()) {
+                            Some(why) => {
+                                if !self.inner.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                                    crate::warn!("{why}");
+                                }
+                                tried.push(format!("{name} (its profile was skipped)"));
+                                continue;
+                            }
+                            None => Ok(None),
+                        },
+                        other => other,
+                    }
+                }
             };
             match found {
                 Ok(Some(cred)) if cred.is_valid_at(reqsign_core::time::Timestamp::now()) => {
@@ -177,10 +245,60 @@ impl Credentials {
                 }
                 Ok(Some(_)) => tried.push(format!("{name} (expired)")),
                 Ok(None) => tried.push(name.to_string()),
-                Err(err) => tried.push(format!("{name} ({})", one_line(&err))),
+                Err(why) => failed.push(format!("{name}: {why}")),
             }
         }
-        bail!("no OSS credentials found; tried: {}", tried.join(", "))
+        let message = match failed.is_empty() {
+            true => format!("no OSS credentials found; tried: {}", tried.join(", ")),
+            false if tried.is_empty() => format!("no OSS credentials found: {}", failed.join("; ")),
+            false => format!("no OSS credentials found: {}; also tried: {}", failed.join("; "), tried.join(", ")),
+        };
+        Err(NoCredentials(self.inner.http.redact(&message)).into())
+    }
+
+    /// One network or file source, a few attempts while its failure may
+    /// pass, all before `deadline`. The error names the service and host.
+    async fn fetch(
+        &self,
+        provider: &dyn ProvideCredentialDyn<Credential = Credential>,
+        service: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Credential>, String> {
+        let http = &self.inner.http;
+        let (mut backoff, mut attempt) = (Duration::from_millis(500), 0);
+        loop {
+            attempt += 1;
+            http.take_last();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!("not tried: the {} s deadline for credentials passed", FETCH_DEADLINE.as_secs()));
+            }
+            let err = match tokio::time::timeout(left, provider.provide_credential_dyn(&self.inner.ctx)).await {
+                Ok(Ok(found)) => return Ok(found),
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    let what = http.take_last().and_then(|o| o.describe(service));
+                    let what = what.unwrap_or_else(|| format!("the {service} did not answer"));
+                    return Err(format!(
+                        "{what} (gave up after {}, at the {} s deadline for credentials)",
+                        attempts(attempt),
+                        FETCH_DEADLINE.as_secs()
+                    ));
+                }
+            };
+            let last = http.take_last();
+            let why = last.as_ref().and_then(|o| o.describe(service)).unwrap_or_else(|| one_line(&err));
+            let retry_pays = err.is_retryable()
+                || matches!(&last, Some(Outcome::NoAnswer { .. }))
+                || matches!(&last, Some(Outcome::Refused { status, .. }) if status.is_server_error());
+            let more_time = tokio::time::Instant::now() + backoff < deadline;
+            if !retry_pays || !more_time || attempt == SOURCE_ATTEMPTS {
+                return Err(if attempt > 1 { format!("{why} (after {})", attempts(attempt)) } else { why });
+            }
+            crate::debug!("credentials from the {service}: {}; retrying in {backoff:?}", http.redact(&why));
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
     }
 
     /// Whether `text` contains a secret or token this chain has handed out.
@@ -188,12 +306,20 @@ impl Credentials {
         let cached = self.inner.cache.try_lock().ok().and_then(|c| c.as_ref().map(|(c, _)| c.clone()));
         let fixed = self.inner.sources.iter().filter_map(|(_, s)| match s {
             Source::Fixed(c) => c.clone(),
-            Source::Provider(_) => None,
+            Source::Provider { .. } => None,
         });
         cached.into_iter().chain(fixed).any(|c| {
             (!c.access_key_secret.is_empty() && text.contains(&c.access_key_secret))
                 || c.security_token.is_some_and(|t| !t.is_empty() && text.contains(&t))
         })
+    }
+}
+
+fn attempts(n: u32) -> String {
+    if n == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{n} attempts")
     }
 }
 
@@ -209,43 +335,6 @@ fn one_line(err: &reqsign_core::Error) -> String {
         source = s.source();
     }
     parts.join(": ").replace('\n', " ")
-}
-
-/// reqsign's HTTP calls (STS, metadata, credentials URI) on our reqwest.
-#[derive(Debug, Clone)]
-struct ReqwestSend {
-    client: reqwest::Client,
-}
-
-impl ReqwestSend {
-    fn new() -> ReqwestSend {
-        // Short timeouts: off ECS, 100.100.100.200 does not answer at all.
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(20))
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
-        ReqwestSend { client }
-    }
-}
-
-impl reqsign_core::HttpSend for ReqwestSend {
-    async fn http_send(&self, req: http::Request<Bytes>) -> reqsign_core::Result<http::Response<Bytes>> {
-        let request = reqwest::Request::try_from(req)
-            .map_err(|e| reqsign_core::Error::request_invalid("building a credentials request").with_source(e))?;
-        let failed = |e: reqwest::Error| {
-            let what = if e.is_connect() { "could not connect" } else { "request failed" };
-            reqsign_core::Error::unexpected(what).set_retryable(true).with_source(e.without_url())
-        };
-        let response = self.client.execute(request).await.map_err(failed)?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let body = response.bytes().await.map_err(failed)?;
-        builder.body(body).map_err(|e| reqsign_core::Error::unexpected("reading a credentials answer").with_source(e))
-    }
 }
 
 /// reqsign's profile-file reads, on tokio.

@@ -168,3 +168,127 @@ fn key_json(key: &Key, with_code: bool) -> String {
         mb::format::time::format_rfc3339(expires)
     )
 }
+
+/// What a [`Scripted`] server answers to `(method, path)`: status and body.
+pub type Script = dyn Fn(&str, &str) -> (u16, String) + Send + Sync;
+
+/// A loopback server that answers each request as its script says: a
+/// credential service that fails (403, 500, ...) with the body it chooses.
+pub struct Scripted {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    /// Starts a server answering by `script`.
+    pub fn start(script: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let (stopping, log) = (stop.clone(), hits.clone());
+        std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (script, log) = (script.clone(), log.clone());
+                        std::thread::spawn(move || answer(stream, &*script, &log));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Scripted { addr, stop, hits }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests seen, as `METHOD path`.
+    pub fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn answer(stream: TcpStream, script: &Script, log: &Mutex<Vec<String>>) {
+    let _ = stream.set_nonblocking(false);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    log.lock().unwrap().push(format!("{method} {path}"));
+    let (status, body) = script(method, path);
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.flush();
+}
+
+/// A loopback listener that accepts connections and never answers: a hung
+/// service. Connections stay open until it is dropped.
+pub struct Silent {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Silent {
+    /// Starts the listener.
+    pub fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Silent { addr, stop }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `127.0.0.1:PORT` where nothing listens (a port just freed).
+pub fn refused_host_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
