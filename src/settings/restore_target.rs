@@ -56,9 +56,17 @@ pub(crate) fn restore_target(
         ("--config".to_string(), path.display().to_string(), None)
     } else if let Some(host) = config.get("restore_db_host") {
         let port = config.get("restore_db_port").unwrap_or("27017");
-        let file = write_config.context("a restore_db_host target needs --write-config FILE")?;
-        write_target_config(file, config, host, port)?;
-        ("--config".to_string(), file.display().to_string(), Some(config_hosts(host, port)))
+        // Without a file, the config's path is left empty: the caller reads
+        // it from `restore-target --print-config` through a pipe, so the
+        // restore password never lands on disk.
+        let file = match write_config {
+            Some(file) => {
+                write_target_config(file, config)?;
+                file.display().to_string()
+            }
+            None => String::new(),
+        };
+        ("--config".to_string(), file, Some(config_hosts(host, port)))
     } else {
         return Err(usage(format!(
             "no restore target: {} is a backup config, and its db_host is the backup source; \
@@ -82,15 +90,25 @@ pub(crate) fn restore_target(
 }
 
 /// A config for mb-apply with the restore_db_* keys as its db_* keys (0600).
-fn write_target_config(file: &Path, config: &Config, host: &str, port: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut text = format!("db_host = {host}\ndb_port = {port}\n");
+/// The target's config (`db_host`, `db_port`, `db_user`, `db_passwd` from
+/// the `restore_db_*` keys), one `key = value` a line; `None` without `restore_db_host`.
+pub(crate) fn target_config_lines(config: &Config) -> Option<Vec<String>> {
+    let host = config.get("restore_db_host")?;
+    let mut lines =
+        vec![format!("db_host = {host}"), format!("db_port = {}", config.get("restore_db_port").unwrap_or("27017"))];
     for (from, to) in [("restore_db_user", "db_user"), ("restore_db_passwd", "db_passwd")] {
         if let Some(value) = config.get(from) {
-            text.push_str(&format!("{to} = {value}\n"));
+            lines.push(format!("{to} = {value}"));
         }
     }
+    Some(lines)
+}
+
+fn write_target_config(file: &Path, config: &Config) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = target_config_lines(config).unwrap_or_default().join("\n");
+    text.push('\n');
     let _ = std::fs::remove_file(file);
     let mut out = std::fs::OpenOptions::new()
         .write(true)

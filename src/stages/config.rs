@@ -11,7 +11,7 @@
 //!        mb-config metrics FILE --prefix P --started SECS [--failed] [--range R]
 //!                  [--manifest M] [--put P]         update mb-backup's Prometheus textfile
 //!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
-//!                  [--dry-run] [--write-config FILE]
+//!                  [--dry-run] [--write-config FILE | --print-config]
 //!        mb-config chain marker|head|list|plan ...     the chain's records, catalog and
 //!                                                    restore plans (see `config/chain.rs`)
 //!
@@ -32,7 +32,9 @@
 //!     has_download_to_local=1).
 //!   - A backup config: the target is --uri (or $MB_MONGO_URI), else the restore_db_host,
 //!     restore_db_port, restore_db_user, restore_db_passwd keys (written as a
-//!     0600 config to --write-config FILE); its db_host, the backup source, is
+//!     0600 config to --write-config FILE; without it the path line is empty,
+//!     and --print-config prints that config for a pipe, so the password never
+//!     lands on disk); its db_host, the backup source, is
 //!     never a target by default. Dropping on the source itself needs
 //!     --yes-drop-the-source.
 //! No target, or a drop on the source without the confirmation: exit 2.
@@ -113,6 +115,10 @@ enum Command {
         /// Where to write the target config built from restore_db_* keys.
         #[arg(long, value_name = "FILE")]
         write_config: Option<PathBuf>,
+        /// Print only the target's config (from the restore_db_* keys), for
+        /// a pipe: the restore password never lands on disk.
+        #[arg(long, conflicts_with = "write_config")]
+        print_config: bool,
     },
 }
 
@@ -161,7 +167,19 @@ pub fn run() -> Result<()> {
         }
         Command::Metrics(args) => metrics::run(&args)?,
         Command::Chain(command) => chain::run(command)?,
-        Command::RestoreTarget { config, uri, drop, yes_drop_the_source, dry_run, write_config } => {
+        Command::RestoreTarget { config, print_config: true, .. } => {
+            crate::settings::restore_target::target_config_lines(&Config::load(&config)?)
+                .ok_or_else(|| usage(format!("{} has no restore_db_host", config.display())))?
+        }
+        Command::RestoreTarget {
+            config,
+            uri,
+            drop,
+            yes_drop_the_source,
+            dry_run,
+            write_config,
+            print_config: false,
+        } => {
             let path = config;
             let config = Config::load(&path)?;
             let env_uri = std::env::var("MB_MONGO_URI").ok().filter(|u| !u.is_empty());

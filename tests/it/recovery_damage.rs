@@ -212,3 +212,37 @@ fn killed_runs_leave_no_work_directories_and_verify_writes_no_plaintext() {
     assert_ok(&verify);
     assert!(!report.exists(), "plaintext on disk: {}", std::fs::read_to_string(&report).unwrap_or_default());
 }
+
+#[test]
+fn the_restore_password_reaches_mb_apply_through_a_pipe_not_a_file() {
+    let source = Mongod::shared_replica_set();
+    let db = "damage_password";
+    let mut setup = Setup::new(source, db, true);
+    write(source, db, 0);
+    assert_ok(&setup.backup());
+    setup.set_key("restore_db_host", "127.0.0.1");
+    setup.set_key("restore_db_user", "restorer");
+    setup.set_key("restore_db_passwd", "pw-never-on-disk-7f3a");
+    // In place of mb-apply: what a SIGKILL at that moment would leave on
+    // disk, and what mb-apply is given.
+    let tmp = temp_dir();
+    let report = tmp.path().join("report.txt");
+    let spy = bin_dir_with(
+        "mb-apply",
+        &format!(
+            r#"grep -rl pw-never-on-disk {work:?} >>{report:?}
+               while [[ $# -gt 0 ]]; do [[ $1 == --config ]] && {{ echo "config $2"; cat "$2"; }} >>{report:?}; shift; done
+               cat >/dev/null; echo '{{}}'"#,
+            work = tmp.path().join("work"),
+        ),
+    );
+    std::fs::create_dir(tmp.path().join("work")).unwrap();
+    setup.bin_dir = spy.path().to_path_buf();
+    let output =
+        setup.script_with("mb-restore", &setup.config).env("TMPDIR", tmp.path().join("work")).output().unwrap();
+    assert_ok(&output);
+    let report = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert!(lines[0].starts_with("config /dev/fd/"), "no file holds the password, mb-apply reads a pipe: {report}");
+    assert!(lines.contains(&"db_passwd = pw-never-on-disk-7f3a") && lines.contains(&"db_user = restorer"), "{report}");
+}
