@@ -14,6 +14,9 @@
 //!                  [--dry-run] [--write-config FILE | --print-config]
 //!        mb-config chain marker|head|list|plan ...     the chain's records, catalog and
 //!                                                    restore plans (see `config/chain.rs`)
+//!        mb-config status [STORE] --prefix P --root DIR [--period D] [--incremental]
+//!                  [--json] [--max-age DURATION]      is the backup healthy (scripts/mb-status)
+//!        mb-config run-record FILE --started SECS --exit N [--key K] [--log FILE]
 //!
 //! Values go one per line, in the order asked, an empty line for a missing
 //! one; control characters in a value print as spaces, so one value is one
@@ -42,6 +45,7 @@
 
 mod chain;
 mod metrics;
+mod status;
 mod window;
 
 use std::path::PathBuf;
@@ -93,6 +97,10 @@ enum Command {
     },
     /// Update mb-backup's Prometheus textfile after a run (see `metrics.rs`).
     Metrics(metrics::MetricsArgs),
+    /// Is the backup healthy: last success and failure, window, checkpoint, next full backup.
+    Status(status::StatusArgs),
+    /// Record a backup run's outcome (mb-backup, after every run).
+    RunRecord(status::RunRecordArgs),
     /// The chain: commit markers, head records, the catalog, restore plans.
     #[command(subcommand)]
     Chain(chain::ChainCommand),
@@ -167,6 +175,8 @@ pub fn run() -> Result<()> {
         }
         Command::Metrics(args) => metrics::run(&args)?,
         Command::Chain(command) => chain::run(command)?,
+        Command::Status(args) => status::status(&args)?,
+        Command::RunRecord(args) => status::record_run(&args)?,
         Command::RestoreTarget { config, print_config: true, .. } => {
             crate::settings::restore_target::target_config_lines(&Config::load(&config)?)
                 .ok_or_else(|| usage(format!("{} has no restore_db_host", config.display())))?
