@@ -8,6 +8,7 @@
 prog=${prog:-mb}
 # Sourced without arguments, this file sees the script's: a first one that
 # is not a CONFIG goes to answer_usage.
+# shellcheck disable=SC2034 # read by the scripts' usage()
 first_arg=${1-}
 
 die() {

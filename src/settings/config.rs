@@ -115,7 +115,7 @@ pub(crate) enum Value {
     Flag,
     /// A whole number (0 or more).
     Count,
-    /// A number of days, more than 0 (fractions allowed).
+    /// A number of days, 0 or more (fractions allowed).
     Days,
     /// A TCP port, 1 to 65535.
     Port,

@@ -4,9 +4,12 @@
 mod support;
 
 mod apply;
+mod cli_help;
+mod config_check;
 mod dump;
 mod encryption;
 mod incremental;
+mod install;
 mod metrics;
 mod oss_conformance;
 mod oss_credentials;

@@ -48,7 +48,7 @@ fn problems(config: &Config, env_bucket: bool, env_endpoint: bool) -> Vec<String
     }
     for key in KEYS.iter().filter(|k| k.required && config.get(k.name).is_none()) {
         if !(key.name == "bucket" && env_bucket) {
-            problems.push(format!("missing key `{}` ({})", key.name, key.meaning));
+            problems.push(format!("missing key `{}`: {}", key.name, key.meaning));
         }
     }
     let upload = config.flag("is_upload_to_oss").unwrap_or(None).unwrap_or(true);
@@ -82,7 +82,7 @@ fn check_value(kind: Value, value: &str) -> Result<(), String> {
             matches!(value.to_ascii_lowercase().as_str(), "1" | "0" | "true" | "false" | "yes" | "no" | "on" | "off")
         }
         Value::Count => value.parse::<u64>().is_ok(),
-        Value::Days => value.parse::<f64>().is_ok_and(|d| d.is_finite() && d > 0.0),
+        Value::Days => value.parse::<f64>().is_ok_and(|d| d.is_finite() && d >= 0.0),
         Value::Port => value.parse::<u16>().is_ok_and(|p| p > 0),
         Value::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
     };
@@ -93,7 +93,7 @@ fn check_value(kind: Value, value: &str) -> Result<(), String> {
         Value::Text => unreachable!("any text is a Text value"),
         Value::Flag => "is not 1 or 0".into(),
         Value::Count => "is not a whole number".into(),
-        Value::Days => "is not a number of days above 0".into(),
+        Value::Days => "is not a number of days (0 or more)".into(),
         Value::Port => "is not a port (1 to 65535)".into(),
         Value::OneOf(words) => format!("is not one of {}", words.join(", ")),
     })
@@ -145,6 +145,6 @@ mod tests {
         );
         assert_eq!(problems_of(&format!("{GOOD}compression = lz4\n")).len(), 1);
         assert_eq!(problems_of(&format!("{GOOD}compression = gzip\ncompression_level = 12\n")).len(), 1);
-        assert_eq!(problems_of(&format!("{GOOD}full_backup_period = 0\n")).len(), 1);
+        assert_eq!(problems_of(&format!("{GOOD}full_backup_period = -1\n")).len(), 1);
     }
 }

@@ -93,7 +93,7 @@ pub(crate) fn run(args: &MetricsArgs) -> Result<Vec<String>> {
     let mut series = match std::fs::read_to_string(&args.file) {
         Ok(text) => parse(&text),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Series::new(),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", args.file.display())),
+        Err(err) => return Err(monitoring(err.into(), "reading", &args.file)),
     };
     let now = crate::format::time::now_secs();
     let range: Option<RangeRecord> = args.range.as_deref().map(|p| read(p, "the range record")).transpose()?;
@@ -136,11 +136,15 @@ pub(crate) fn run(args: &MetricsArgs) -> Result<Vec<String>> {
             }
         }
     }
-    write_atomically(&args.file, &render(&series)).map_err(|err| {
-        let message = crate::cli::one_line(&err.context(format!("writing the metrics file {}", args.file.display())));
-        anyhow::Error::from(crate::cli::Failure { code: crate::cli::EXIT_MONITORING, message })
-    })?;
+    write_atomically(&args.file, &render(&series)).map_err(|err| monitoring(err, "writing", &args.file))?;
     Ok(Vec::new())
+}
+
+/// The metrics file could not be read or written: its own exit code, so the
+/// run fails loudly instead of leaving monitoring blind.
+fn monitoring(err: anyhow::Error, doing: &str, file: &Path) -> anyhow::Error {
+    let message = crate::cli::one_line(&err.context(format!("{doing} the metrics file {}", file.display())));
+    crate::cli::Failure { code: crate::cli::EXIT_MONITORING, message }.into()
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
