@@ -59,7 +59,7 @@ pub(crate) fn one_line(err: &clap::Error) -> String {
     for line in lines.filter(|l| !l.is_empty()) {
         match line.strip_prefix("tip:") {
             Some(tip) => {
-                message.push_str(";");
+                message.push(';');
                 message.push_str(tip);
             }
             None if message.is_empty() => message.push_str(line.trim_start_matches("error: ")),

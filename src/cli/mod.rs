@@ -27,6 +27,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
+pub(crate) use help::{parse_args, parse_args_from};
+
 /// Exit status of a successful run.
 pub const EXIT_OK: u8 = 0;
 /// Exit status of any failure without a more specific code.
@@ -192,8 +194,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
-
-pub(crate) use help::{parse_args, parse_args_from};
 
 /// The `-q` / `-v` flags every stage takes.
 #[derive(clap::Args, Debug, Clone, Copy, Default)]

@@ -1,6 +1,6 @@
 //! `mb-apply`: a tar stream (or several, one after another) into a MongoDB,
 //! a mongodump directory, or nowhere (`--dry-run`). Its help text is on
-//! [`Args`].
+//! `Args`.
 
 use std::path::PathBuf;
 

@@ -84,7 +84,7 @@ enum Command {
     /// Update mb-backup's Prometheus textfile after a run (node_exporter's
     /// textfile collector format; README: Monitoring).
     Metrics(metrics::MetricsArgs),
-    /// Decide where mb-restore writes: five lines (see above).
+    /// Decide where mb-restore writes: five lines (see mb-config --help).
     RestoreTarget {
         /// The config file.
         config: PathBuf,
