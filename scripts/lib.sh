@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # Shared by the scripts: --help, --version and usage errors, finding the
-# binaries, reading what the scripts need, and the store flags. Bash never parses the config file or a
-# JSON record: mb-config does, and prints one value a line, read here with
-# mapfile (never eval). Secrets are never read here: the stages read them from
-# the config file themselves.
+# binaries, reading what the scripts need, and the store flags. Bash never
+# parses the config file or a JSON record: mb-config does, and prints one
+# value a line, read here with mapfile (never eval). Secrets are never read
+# here: the stages read them from the config file themselves.
 
 prog=${prog:-mb}
 # Sourced without arguments, this file sees the script's: a first one that
