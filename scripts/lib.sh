@@ -1,15 +1,43 @@
 # shellcheck shell=bash
-# Shared by mb-backup and mb-restore: finding the binaries, reading what the
-# scripts need, and the store flags. Bash never parses the config file or a
-# JSON record: mb-config does, and prints one value a line, read here with
-# mapfile (never eval). Secrets are never read here: the stages read them from
-# the config file themselves.
+# Shared by the scripts: --help, --version and usage errors, finding the
+# binaries, reading what the scripts need, and the store flags. Bash never
+# parses the config file or a JSON record: mb-config does, and prints one
+# value a line, read here with mapfile (never eval). Secrets are never read
+# here: the stages read them from the config file themselves.
 
 prog=${prog:-mb}
+# Sourced without arguments, this file sees the script's: a first one that
+# is not a CONFIG goes to answer_usage.
+# shellcheck disable=SC2034 # read by the scripts' usage()
+first_arg=${1-}
 
 die() {
     echo "$prog: $*" >&2
     exit 1
+}
+
+# answer_usage ARG EXAMPLES: a script's answer to an argument it does not
+# take as an option: --help prints the comment block at the top of the
+# script (its one usage text) and EXAMPLES on stdout, exit 0; --version
+# prints the version and commit the mb-* binaries were built from, exit 0;
+# anything else is a usage error naming ARG on one line, exit 2.
+answer_usage() {
+    local arg=$1 examples=$2 line
+    case $arg in
+        -h | --help)
+            sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "${BASH_SOURCE[-1]}"
+            printf '\n%s\n' "$examples"
+            exit 0
+            ;;
+        --version)
+            line=$("$(find_bin_dir)/mb-config" --version) || exit 1
+            echo "$prog ${line#* }"
+            exit 0
+            ;;
+        '') echo "$prog: missing CONFIG (see $prog --help)" >&2 ;;
+        *) echo "$prog: unexpected argument '$arg' (see $prog --help)" >&2 ;;
+    esac
+    exit 2
 }
 
 # The directory holding the mb-* binaries: $MB_BIN_DIR, else PATH, else this

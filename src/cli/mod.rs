@@ -15,7 +15,9 @@
 //! | 3 | integrity: the data failed a check (CRC-64, length, truncated or corrupt gzip/tar/BSON) |
 //! | 4 | conflict: refused to overwrite an object, another run holds the lock, or a restore met conflicting documents |
 //! | 5 | oplog gap: the oplog rolled past the position a backup needed |
+//! | 6 | monitoring: the metrics file could not be written (`mb-backup`: after the backup was stored) |
 
+pub mod help;
 pub(crate) mod io;
 pub mod malloc;
 pub mod progress;
@@ -24,6 +26,8 @@ use std::fmt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
+
+pub(crate) use help::{parse_args, parse_args_from};
 
 /// Exit status of a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -37,6 +41,9 @@ pub const EXIT_INTEGRITY: u8 = 3;
 pub const EXIT_CONFLICT: u8 = 4;
 /// Exit status when the oplog no longer holds the entries a backup needed.
 pub const EXIT_OPLOG_GAP: u8 = 5;
+
+/// Exit status when the metrics file could not be written.
+pub const EXIT_MONITORING: u8 = 6;
 
 /// A failure with a specific exit code; put it anywhere in an error chain.
 #[derive(Debug)]
@@ -107,6 +114,10 @@ pub fn one_line(err: &anyhow::Error) -> String {
         let mut text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
         // The MongoDB driver appends labels and the raw server reply: noise on a log line.
         if let Some(cut) = text.find(", labels: ") {
+            text.truncate(cut);
+        }
+        // Its server selection errors describe the whole topology: too long for a line.
+        if let Some(cut) = text.find(" Topology: {") {
             text.truncate(cut);
         }
         if let Some(rest) = text.strip_prefix("Kind: ") {
@@ -184,7 +195,7 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
                     let _ = clap_err.print();
                     return ExitCode::from(EXIT_OK);
                 }
-                eprintln!("{program}: {} (see {program} --help)", clap_one_line(clap_err));
+                eprintln!("{program}: {} (see {program} --help)", help::one_line(clap_err));
                 return ExitCode::from(EXIT_USAGE);
             }
             if is_broken_pipe(&err) {
@@ -199,24 +210,9 @@ pub fn main(program: &'static str, run: fn() -> anyhow::Result<()>) -> ExitCode 
     }
 }
 
-/// Clap's usage error on one line, as every other error: its message and
-/// what it lists (missing arguments), without the usage block and tips.
-fn clap_one_line(err: &clap::Error) -> String {
-    let text = err.render().to_string();
-    let lines = text.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"));
-    let kept: Vec<&str> = lines.filter(|l| !l.is_empty() && !l.starts_with("tip:")).collect();
-    kept.join(" ").trim_start_matches("error: ").to_string()
-}
-
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
-}
-
-/// Parses clap arguments, returning clap's error (help, version, usage) as an
-/// `anyhow::Error` so [`main`] can print it the clap way.
-pub(crate) fn parse_args<T: clap::Parser>() -> anyhow::Result<T> {
-    T::try_parse().map_err(anyhow::Error::from)
 }
 
 /// The `-q` / `-v` flags every stage takes.

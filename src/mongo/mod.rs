@@ -73,13 +73,15 @@ impl Connection {
 /// preference, and having applied through `need`); `max_lag` bounds the waits.
 pub(crate) async fn connect(options: ClientOptions, need: Need, max_lag: Duration) -> Result<Connection> {
     let hosts = options.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+    let timeout = options.server_selection_timeout.unwrap_or(Duration::from_secs(30));
     let (client, member) =
-        member::pin(options, need, max_lag).await.map_err(|err| explain_connect_error(err, &hosts))?;
+        member::pin(options, need, max_lag).await.map_err(|err| explain_connect_error(err, &hosts, timeout))?;
     Ok(Connection { client, hosts, member, max_lag })
 }
 
-/// Adds what the driver's message does not say to connection failures.
-fn explain_connect_error(err: anyhow::Error, hosts: &str) -> anyhow::Error {
+/// Adds what the driver's message does not say to connection failures, and
+/// puts a server selection timeout on one short line.
+fn explain_connect_error(err: anyhow::Error, hosts: &str, timeout: Duration) -> anyhow::Error {
     let text = format!("{err:#}");
     if text.contains("close_notify") || text.contains("CertificateRequired") || text.contains("certificate required") {
         // rustls reports a server that wants a client certificate as a closed connection.
@@ -88,7 +90,44 @@ fn explain_connect_error(err: anyhow::Error, hosts: &str) -> anyhow::Error {
              add tlsCertificateKeyFile=PATH to the URI"
         ));
     }
+    if let Some(topology) = err.chain().find_map(server_selection_message) {
+        // The driver's message dumps its whole topology description, which a
+        // log line would cut off: keep what each server answered.
+        let errors = server_errors(&topology);
+        let why = if errors.is_empty() { "no suitable server".to_string() } else { errors.join("; ") };
+        let context: Vec<String> = err
+            .chain()
+            .take_while(|cause| cause.downcast_ref::<mongodb::error::Error>().is_none())
+            .map(ToString::to_string)
+            .collect();
+        let context = if context.is_empty() { format!("connecting to {hosts}") } else { context.join(": ") };
+        return anyhow::anyhow!("{context}: no answer within {} s ({why})", timeout.as_secs());
+    }
     err
+}
+
+/// The driver's message when no server could be selected.
+fn server_selection_message(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let err = cause.downcast_ref::<mongodb::error::Error>()?;
+    match err.kind.as_ref() {
+        mongodb::error::ErrorKind::ServerSelection { message, .. } => Some(message.clone()),
+        _ => None,
+    }
+}
+
+/// What each server answered, from the driver's topology description
+/// (`... Servers: [ { Address: h:p, Type: Unknown, Error: Kind: I/O error:
+/// Connection refused (os error 111), labels: {} } ] }`), without repeats.
+fn server_errors(topology: &str) -> Vec<String> {
+    let mut errors: Vec<String> = Vec::new();
+    for part in topology.split("Error: ").skip(1) {
+        let end = part.find(", labels:").or_else(|| part.find(" }")).unwrap_or(part.len());
+        let text = part[..end].trim_start_matches("Kind: ").trim().to_string();
+        if !text.is_empty() && !errors.contains(&text) {
+            errors.push(text);
+        }
+    }
+    errors
 }
 
 /// What kind of server we talk to.
@@ -133,10 +172,21 @@ mod tests {
     #[test]
     fn a_tls_close_without_notify_gets_a_client_certificate_hint() {
         let err = anyhow::anyhow!("peer closed connection without sending TLS close_notify");
-        let text = format!("{:#}", explain_connect_error(err, "db:27017"));
+        let ten = Duration::from_secs(10);
+        let text = format!("{:#}", explain_connect_error(err, "db:27017", ten));
         assert!(text.contains("tlsCertificateKeyFile"), "{text}");
-        let other = format!("{:#}", explain_connect_error(anyhow::anyhow!("connection refused"), "db:27017"));
+        let other = format!("{:#}", explain_connect_error(anyhow::anyhow!("connection refused"), "db:27017", ten));
         assert_eq!(other, "connection refused");
+    }
+
+    #[test]
+    fn each_server_says_what_it_answered_once() {
+        let topology = "Server selection timeout: No available servers. Topology: { Type: ReplicaSetNoPrimary, \
+            Servers: [ { Address: a:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), \
+            labels: {} }, { Address: b:2, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), \
+            labels: {} } ] }";
+        assert_eq!(server_errors(topology), ["I/O error: Connection refused (os error 111)"]);
+        assert!(server_errors("Server selection timeout: None of the available servers suitable").is_empty());
     }
 
     #[test]

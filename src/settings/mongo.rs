@@ -1,6 +1,8 @@
 //! The connection settings of `mb-dump`, `mb-apply` and `mb-oplog-range`:
 //! `--uri` / `--config` / password flags, environment and config keys,
 //! resolved into the driver's client options (`crate::mongo` connects).
+//! The reading stages also take the read preference and lag bound
+//! ([`ConnectArgs`]); the writing one does not ([`WriteArgs`]).
 //!
 //! The password never has to be on the command line: it may come from the
 //! config file (`db_passwd`), `$MB_MONGO_PASSWORD`, or `--password-file`.
@@ -15,9 +17,9 @@ use mongodb::options::{ClientOptions, Credential, ReadPreference, SelectionCrite
 use crate::mongo::{Connection, Need};
 use crate::settings::config::Config;
 
-/// The connection flags of `mb-dump`, `mb-apply` and `mb-oplog-range`.
+/// The flags naming the server, which every stage that connects takes.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub(crate) struct ConnectArgs {
+pub(crate) struct ServerArgs {
     /// MongoDB connection string (mongodb:// or mongodb+srv://). Put the
     /// password in $MB_MONGO_PASSWORD or --password-file, not here.
     #[arg(long, env = "MB_MONGO_URI", hide_env_values = true, value_name = "URI")]
@@ -28,9 +30,18 @@ pub(crate) struct ConnectArgs {
     /// Read the password from the first line of FILE.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Seconds to wait for a reachable server before giving up.
-    #[arg(long, default_value_t = 20, value_name = "SECS")]
-    pub connect_timeout: u64,
+    /// Seconds to wait for a reachable server before giving up, naming it.
+    #[arg(long, alias = "connect-timeout", default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub server_timeout: u64,
+}
+
+/// The connection flags of the stages that read (`mb-dump`,
+/// `mb-oplog-range`): the server, and which member to read from.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct ConnectArgs {
+    #[command(flatten)]
+    server: ServerArgs,
     /// Which replica set member a run reads from: primary, primaryPreferred,
     /// secondary, secondaryPreferred or nearest (config: read_preference;
     /// default: the URI's, else primary).
@@ -42,30 +53,52 @@ pub(crate) struct ConnectArgs {
     pub max_lag: Option<u64>,
 }
 
+/// The connection flags of the stage that writes (`mb-apply`): the server
+/// only, as writes always go to the primary.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct WriteArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+impl std::ops::Deref for ConnectArgs {
+    type Target = ServerArgs;
+
+    fn deref(&self) -> &ServerArgs {
+        &self.server
+    }
+}
+
+impl std::ops::Deref for WriteArgs {
+    type Target = ServerArgs;
+
+    fn deref(&self) -> &ServerArgs {
+        &self.server
+    }
+}
+
 /// Seconds a run waits for a lagging member when neither flag nor config says.
 const DEFAULT_MAX_LAG_SECS: u64 = 60;
 
-impl ConnectArgs {
-    /// Connects to the primary, whatever the read preference: a restore writes.
+impl WriteArgs {
+    /// Connects to the primary: a restore writes.
     pub(crate) async fn connect_to_write(&self, app: &str, config: Option<&Config>) -> Result<Connection> {
-        self.connect_for(app, Need { writable: true, ..Need::default() }, config).await
+        let options = self.server.client_options(app, config).await?;
+        crate::mongo::connect(
+            options,
+            Need { writable: true, ..Need::default() },
+            Duration::from_secs(DEFAULT_MAX_LAG_SECS),
+        )
+        .await
     }
+}
 
+impl ConnectArgs {
     /// Builds client options from the flags, env and config, picks the one
     /// member this run reads from (read preference, and having applied
     /// through `need`), and connects to it directly.
     pub(crate) async fn connect_for(&self, app: &str, need: Need, config: Option<&Config>) -> Result<Connection> {
-        let (uri, config_user) = match (&self.uri, config) {
-            (Some(uri), _) => (uri.clone(), None),
-            (None, Some(config)) => (uri_from_config(config)?, config.get("db_user").map(str::to_string)),
-            (None, None) => {
-                return Err(crate::cli::usage("no server given: pass --uri, set MB_MONGO_URI, or pass --config"))
-            }
-        };
-        let mut options = ClientOptions::parse(&uri).await.context("parsing the MongoDB URI")?;
-        options.app_name = Some(app.to_string());
-        options.server_selection_timeout = Some(Duration::from_secs(self.connect_timeout));
-        options.connect_timeout = Some(Duration::from_secs(self.connect_timeout.min(10)));
+        let mut options = self.server.client_options(app, config).await?;
         let mode = self.read_preference.as_deref().or_else(|| config.and_then(|c| c.get("read_preference")));
         if let Some(mode) = mode {
             options.selection_criteria = Some(SelectionCriteria::ReadPreference(read_preference(mode)?));
@@ -77,6 +110,25 @@ impl ConnectArgs {
             }
             (None, None) => DEFAULT_MAX_LAG_SECS,
         };
+        crate::mongo::connect(options, need, Duration::from_secs(max_lag)).await
+    }
+}
+
+impl ServerArgs {
+    /// The driver's options for the server the flags, env and config name,
+    /// with the credentials and the --server-timeout bound.
+    async fn client_options(&self, app: &str, config: Option<&Config>) -> Result<ClientOptions> {
+        let (uri, config_user) = match (&self.uri, config) {
+            (Some(uri), _) => (uri.clone(), None),
+            (None, Some(config)) => (uri_from_config(config)?, config.get("db_user").map(str::to_string)),
+            (None, None) => {
+                return Err(crate::cli::usage("no server given: pass --uri, set MB_MONGO_URI, or pass --config"))
+            }
+        };
+        let mut options = ClientOptions::parse(&uri).await.context("parsing the MongoDB URI")?;
+        options.app_name = Some(app.to_string());
+        options.server_selection_timeout = Some(Duration::from_secs(self.server_timeout));
+        options.connect_timeout = Some(Duration::from_secs(self.server_timeout.min(10)));
 
         let password = self.password(config)?;
         let user = config_user.or_else(|| options.credential.as_ref().and_then(|c| c.username.clone()));
@@ -96,8 +148,7 @@ impl ConnectArgs {
         if let Some(Credential { username: Some(_), password: None, mechanism: None, .. }) = &options.credential {
             bail!("a user was given but no password: set MB_MONGO_PASSWORD, --password-file or db_passwd");
         }
-
-        crate::mongo::connect(options, need, Duration::from_secs(max_lag)).await
+        Ok(options)
     }
 
     fn password(&self, config: Option<&Config>) -> Result<Option<String>> {
@@ -115,7 +166,7 @@ impl ConnectArgs {
 }
 
 /// The read preference modes a user may name (as in a URI's `readPreference`).
-const MODES: [&str; 5] = ["primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"];
+const MODES: [&str; 5] = crate::settings::config::READ_PREFERENCES;
 
 fn parse_mode(text: &str) -> Result<String, String> {
     read_preference(text).map(|_| text.to_string()).map_err(|e| e.to_string())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::usage;
-use crate::settings::config::Config;
+use crate::settings::config::{Config, STORAGE_CLASSES};
 use crate::store::oss::credentials::ExplicitKeys;
 use crate::store::oss::{Credentials, Endpoint, OssStore, OssTuning, RetryPolicy, SignatureVersion};
 use crate::store::{local, validate_bucket, Store};
@@ -118,7 +118,6 @@ impl StoreArgs {
     }
 }
 
-const STORAGE_CLASSES: [&str; 4] = ["Standard", "IA", "Archive", "ColdArchive"];
 const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
 
 /// `mb-oss-put`'s storage class and encryption from flags, else the config

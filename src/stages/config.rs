@@ -1,49 +1,10 @@
 //! `mb-config`: what the scripts need from a config file or a JSON record,
 //! one value a line, so bash reads it with `mapfile` and never parses INI or
-//! JSON itself.
-//!
-//! ```text
-//! Usage: mb-config get CONFIG KEY[=DEFAULT]...     values of config keys, one a line
-//!        mb-config prefix CONFIG                    the chain's key prefix (db_name joined by +, or all)
-//!        mb-config field RECORD NAME...             fields of a one-record JSON file, one a line
-//!        mb-config field --each FILE NAME...        the same for every line of a JSON-lines file
-//!        mb-config window RECORD                    an apply record's restorable window: 4 lines
-//!        mb-config metrics FILE --prefix P --started SECS [--failed] [--range R]
-//!                  [--manifest M] [--put P]         update mb-backup's Prometheus textfile
-//!        mb-config restore-target CONFIG [--uri URI] [--drop] [--yes-drop-the-source]
-//!                  [--dry-run] [--write-config FILE | --print-config]
-//!        mb-config chain marker|head|list|plan ...     the chain's records, catalog and
-//!                                                    restore plans (see `config/chain.rs`)
-//!        mb-config status [STORE] --prefix P --root DIR [--period D] [--incremental]
-//!                  [--json] [--max-age DURATION]      is the backup healthy (scripts/mb-status)
-//!        mb-config run-record FILE --started SECS --exit N [--key K] [--log FILE]
-//!
-//! Values go one per line, in the order asked, an empty line for a missing
-//! one; control characters in a value print as spaces, so one value is one
-//! line. Secret keys (db_passwd, accessKeySecret, restore_db_passwd) are
-//! never printed. Loading the config warns if it holds a secret and group or
-//! others may read it.
-//!
-//! restore-target decides where mb-restore writes, and prints five lines: the
-//! mb-apply target flag (--config or --uri; empty for --dry-run, or when the
-//! target is $MB_MONGO_URI, which mb-apply reads itself), its value,
-//! drop (1 or 0), the cycle and the download directory the config asks for.
-//!   - A restore config of the seed's scripts (it has one of the keys
-//!     last_circle_backup_dir_name, is_drop_old_restore, has_download_to_local,
-//!     restore_local_temp_path): its db_host is the target, and those keys
-//!     act as --cycle, --drop and --download-dir (restore_local_temp_path when
-//!     has_download_to_local=1).
-//!   - A backup config: the target is --uri (or $MB_MONGO_URI), else the restore_db_host,
-//!     restore_db_port, restore_db_user, restore_db_passwd keys (written as a
-//!     0600 config to --write-config FILE; without it the path line is empty,
-//!     and --print-config prints that config for a pipe, so the password never
-//!     lands on disk); its db_host, the backup source, is
-//!     never a target by default. Dropping on the source itself needs
-//!     --yes-drop-the-source.
-//! No target, or a drop on the source without the confirmation: exit 2.
-//! ```
+//! JSON itself. Its help text is on `Args`.
 
 mod chain;
+mod check;
+mod generate;
 mod metrics;
 mod status;
 mod window;
@@ -53,12 +14,42 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::usage;
-use crate::settings::config::{key_prefix, Config, SECRET_KEYS};
+use crate::settings::config::{key_prefix, known_key, Config, Key};
 use crate::settings::restore_target::{restore_target, Asked};
 
-/// `mb-config`'s flags.
+/// Print config values and record fields for the scripts.
+///
+/// Values go one per line, in the order asked, an empty line for a missing
+/// one; control characters in a value print as spaces, so one value is one
+/// line. Secret keys (db_passwd, accessKeySecret, securityToken,
+/// restore_db_passwd) are never printed. Loading the config warns if it holds
+/// a secret and group or others may read it.
+///
+/// restore-target decides where mb-restore writes, and prints five lines: the
+/// mb-apply target flag (--config or --uri; empty for --dry-run, or when the
+/// target is $MB_MONGO_URI, which mb-apply reads itself), its value, drop (1
+/// or 0), the cycle and the download directory the config asks for. A restore
+/// config of the old Python scripts (it has one of last_circle_backup_dir_name,
+/// is_drop_old_restore, has_download_to_local, restore_local_temp_path) names
+/// its target in db_host, and those keys act as --cycle, --drop and
+/// --download-dir. A backup config's target is --uri (or $MB_MONGO_URI), else
+/// its restore_db_host, restore_db_port, restore_db_user, restore_db_passwd
+/// keys (written as a 0600 config to --write-config FILE; without it the path
+/// line is empty and --print-config prints that config for a pipe, so the
+/// password never lands on disk); its db_host, the backup source, is never a
+/// target by default. Dropping on the source itself needs
+/// --yes-drop-the-source. No target, or a drop on the source without the
+/// confirmation: exit 2.
+///
+/// chain: the chain's records (commit markers, head records), its catalog
+/// (`chain list`, what `mb-restore --list` prints) and restore plans (`chain
+/// plan`: the objects that restore a point, after every check that can refuse
+/// before a write). status: is the backup healthy (what `mb-status` prints).
+///
+/// Exit status: 0 done; 1 failure (a missing file, a bad record); 2 usage
+/// (a bad flag, a secret asked for, a config `check` refuses).
 #[derive(clap::Parser, Debug)]
-#[command(name = "mb-config", version, about = "Print config values and record fields for the scripts")]
+#[command(name = "mb-config", after_help = EXAMPLES)]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
@@ -66,7 +57,8 @@ pub(crate) struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
-    /// Values of config keys, one a line (KEY=DEFAULT gives a default).
+    /// Values of config keys, one a line (KEY=DEFAULT gives a default, else
+    /// the documented one: examples/mb.conf).
     Get {
         /// The config file.
         config: PathBuf,
@@ -95,7 +87,11 @@ enum Command {
         /// The apply record (mb-apply --dry-run over a cycle).
         record: PathBuf,
     },
-    /// Update mb-backup's Prometheus textfile after a run (see `metrics.rs`).
+    /// Check a config file: unknown keys (and the nearest known one), missing
+    /// required keys, bad values; one line each on stderr, exit 2.
+    Check(check::CheckArgs),
+    /// Update mb-backup's Prometheus textfile after a run (node_exporter's
+    /// textfile collector format; README: Monitoring).
     Metrics(metrics::MetricsArgs),
     /// Is the backup healthy: last success and failure, window, checkpoint, next full backup.
     Status(status::StatusArgs),
@@ -104,7 +100,7 @@ enum Command {
     /// The chain: commit markers, head records, the catalog, restore plans.
     #[command(subcommand)]
     Chain(chain::ChainCommand),
-    /// Decide the restore target (see the usage text).
+    /// Decide where mb-restore writes: five lines (see mb-config --help).
     RestoreTarget {
         /// The config file.
         config: PathBuf,
@@ -128,7 +124,20 @@ enum Command {
         #[arg(long, conflicts_with = "write_config")]
         print_config: bool,
     },
+    /// Write the man pages or shell completions of every binary (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
+
+const EXAMPLES: &str = "Examples:
+  # Check a config before the first run (one line per problem, exit 2):
+  mb-config check /etc/mb/shop.conf
+  # Values for a script, one a line, with defaults:
+  mb-config get /etc/mb/shop.conf db_backup_root_path keep_cycles=0
+  # Fields of a record mb-oss-put printed:
+  mb-config field put.json size crc64
+  # The catalog of a local store's chain, one mb-cycle/1 record per cycle:
+  mb-config chain list --store-dir /var/backups/mb/store --bucket backups --prefix shop --json";
 
 /// Runs `mb-config`.
 pub fn run() -> Result<()> {
@@ -138,8 +147,10 @@ pub fn run() -> Result<()> {
             let config = Config::load(&config)?;
             keys.iter()
                 .map(|spec| {
-                    let (key, default) = spec.split_once('=').unwrap_or((spec, ""));
-                    if SECRET_KEYS.contains(&key) {
+                    // Without `=DEFAULT`, the key's documented default (settings::config::KEYS).
+                    let known = known_key(spec).map_or("", |key| key.default);
+                    let (key, default) = spec.split_once('=').unwrap_or((spec, known));
+                    if known_key(key).is_some_and(Key::secret) {
                         return Err(usage(format!("{key} is a secret: the stages read it themselves")));
                     }
                     Ok(config.get(key).unwrap_or(default).to_string())
@@ -173,7 +184,9 @@ pub fn run() -> Result<()> {
                 &what,
             )?)?
         }
+        Command::Check(args) => check::run(&args)?,
         Command::Metrics(args) => metrics::run(&args)?,
+        Command::Generate(args) => generate::run(&args)?,
         Command::Chain(command) => chain::run(command)?,
         Command::Status(args) => status::status(&args)?,
         Command::RunRecord(args) => status::record_run(&args)?,

@@ -1,29 +1,6 @@
-//! mb-crypt: client-side encryption of a stream in the age format, so that
-//! only the holder of an identity can read the backups in the bucket.
-//!
-//! ```text
-//! Usage:
-//!     mb-crypt --to <recipients> [INPUT]          encrypt stdin to stdout
-//!     mb-crypt -d [--identity <file>]... [INPUT]  decrypt (other input passes through)
-//!     mb-crypt --help
-//!
-//! --to takes one or more X25519 recipients (age1...), separated by commas or
-//! spaces (the config key encrypt_to); any one recipient's identity decrypts.
-//! The output is a standard age file: `age -d -i KEY` reads it, and mb-crypt
-//! -d reads what `age -r RECIPIENT` wrote. In a backup it sits after
-//! mb-pack: compressed, then encrypted.
-//!
-//! -d reads an age file and writes the plaintext. Input that is not an age
-//! file (it does not start with "age-encryption.org/v1") is copied through
-//! unchanged, so a restore pipes every object through it: encrypted or not is
-//! detected, never configured. An age file without --identity, or with
-//! identities none of which it was encrypted to, is one error line.
-//! --identity files hold AGE-SECRET-KEY-1... lines (age-keygen's output;
-//! `#` comments allowed).
-//!
-//! Exit status: 0 done; 1 failure (no or wrong identity, I/O); 2 usage (a bad
-//! recipient or identity file); 3 the ciphertext is corrupt or cut short.
-//! ```
+//! `mb-crypt`: client-side encryption of a stream in the age format, so that
+//! only the holder of an identity can read the backups in the bucket. Its
+//! help text is on `Args`.
 
 use std::io::{self, BufReader, Write};
 use std::path::PathBuf;
@@ -33,9 +10,25 @@ use clap::Parser;
 
 use crate::pack::age::{decrypt, encrypt, recipients};
 
-/// Command-line arguments (see the module docs for the usage text).
+/// Encrypt or decrypt a stream in the age format.
+///
+/// --to takes one or more X25519 recipients (age1...), separated by commas or
+/// spaces (the config key encrypt_to); any one recipient's identity decrypts.
+/// The output is a standard age file: `age -d -i KEY` reads it, and
+/// `mb-crypt -d` reads what `age -r RECIPIENT` wrote. In a backup it sits
+/// after mb-pack: compressed, then encrypted.
+///
+/// -d reads an age file and writes the plaintext. Input that is not an age
+/// file (it does not start with "age-encryption.org/v1") is copied through
+/// unchanged, so a restore pipes every object through it. An age file without
+/// --identity, or with identities none of which it was encrypted to, is one
+/// error line. --identity files hold AGE-SECRET-KEY-1... lines (age-keygen's
+/// output; `#` comments allowed).
+///
+/// Exit status: 0 done; 1 failure (no or wrong identity, I/O); 2 usage (a bad
+/// recipient or identity file); 3 the ciphertext is corrupt or cut short.
 #[derive(Parser, Debug)]
-#[command(name = "mb-crypt", about = "Encrypt or decrypt a stream in the age format")]
+#[command(name = "mb-crypt", after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Encrypt to these recipients (age1..., separated by commas or spaces)
     #[arg(long, value_name = "RECIPIENTS", required_unless_present = "decrypt", conflicts_with = "decrypt")]
@@ -51,6 +44,12 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub log: crate::cli::LogArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  # Encrypt to two recipients (either identity decrypts):
+  mb-pack < dump.tar | mb-crypt --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p > dump.tar.zst.age
+  # Decrypt (plain input passes through unchanged):
+  mb-crypt -d --identity /etc/mb/backup.key dump.tar.zst.age | mb-pack -d > dump.tar";
 
 /// Runs mb-crypt.
 pub fn run() -> Result<()> {

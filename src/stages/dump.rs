@@ -1,33 +1,5 @@
 //! `mb-dump`: a database, several, the whole instance, or an oplog slice, as a
-//! tar stream on stdout (layout: `docs/FORMAT.md`).
-//!
-//! ```text
-//! Usage: mb-dump [--uri URI | --config FILE] [--db NAME]... [-o FILE]
-//!        mb-dump --range RECORD [--db NAME]...      (an oplog slice, or full)
-//!
-//! Full dump: collections are read in parallel (--parallel), each cut into
-//! chunks of at most --chunk-size bytes, so memory stays bounded whatever the
-//! size of the database. On a replica set the oplog position is taken before
-//! the first read and the oplog written during the dump is carried too, so a
-//! restore is consistent at the dump's end point (like `mongodump --oplog`,
-//! also for single databases). If the oplog rolls past that start during the
-//! dump, the dump fails (exit 5) rather than produce an inconsistent backup.
-//!
-//! With --range, reads a range record from `mb-oplog-range` (a file or `-`):
-//! kind "full" makes a full dump; kind "oplog" dumps the oplog entries in
-//! (from, to] for the databases, and fails (exit 5) if `from` is no longer in
-//! the oplog.
-//!
-//! Every read of a run goes to one replica set member, chosen once by the
-//! read preference (--read-preference, config read_preference): with
-//! --range, the member that decided the range, or one that has applied the
-//! oplog through `to`; a member behind `to` is waited for up to --max-lag,
-//! then the run fails naming it.
-//!
-//! Progress (documents and bytes per collection, oplog entries, rate) goes to
-//! stderr every --progress INTERVAL (default $MB_PROGRESS, else 30s; `off`),
-//! as a live line on a terminal; -q turns it off unless --progress is given.
-//! ```
+//! tar stream on stdout (layout: `docs/FORMAT.md`). Its help text is on `Args`.
 
 use std::path::PathBuf;
 
@@ -41,9 +13,31 @@ use crate::mongo::Need;
 use crate::settings::config;
 use crate::settings::mongo::ConnectArgs;
 
-/// `mb-dump`'s flags.
+/// Dump MongoDB databases or an oplog slice as a tar stream on stdout.
+///
+/// Full dump: collections are read in parallel (--parallel), each cut into
+/// chunks of at most --chunk-size bytes, so memory stays bounded whatever the
+/// size of the database. On a replica set the oplog position is taken before
+/// the first read and the oplog written during the dump is carried too, so a
+/// restore is consistent at the dump's end point (like `mongodump --oplog`,
+/// also for single databases). If the oplog rolls past that start during the
+/// dump, the dump fails (exit 5) rather than produce an inconsistent backup.
+///
+/// With --range, reads a range record from mb-oplog-range (a file or `-`):
+/// kind "full" makes a full dump; kind "oplog" dumps the oplog entries in
+/// (from, to] for the databases, and fails (exit 5) if `from` is no longer in
+/// the oplog.
+///
+/// Every read of a run goes to one replica set member, chosen once by the
+/// read preference: with --range, the member that decided the range, or one
+/// that has applied the oplog through `to`; a member behind `to` is waited for
+/// up to --max-lag, then the run fails naming it. --numParallelCollections
+/// (-j) is mongodump's name for --parallel.
+///
+/// Exit status: 0 done; 1 failure (connection, server, I/O); 2 usage; 5 the
+/// oplog rolled past the point the dump needed.
 #[derive(clap::Parser, Debug)]
-#[command(name = "mb-dump", version, about = "Dump MongoDB databases or an oplog slice as a tar stream on stdout")]
+#[command(name = "mb-dump", after_help = EXAMPLES)]
 pub(crate) struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -61,7 +55,8 @@ pub(crate) struct Args {
     #[arg(long)]
     no_oplog: bool,
     /// Collections read at once.
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = crate::cli::parse_count)]
+    #[arg(short = 'j', long, default_value_t = 4, value_name = "N", value_parser = crate::cli::parse_count,
+          visible_alias = "numParallelCollections")]
     parallel: usize,
     /// Largest chunk entry, in bytes (a document larger than this gets a chunk of its own).
     #[arg(long, default_value = "8MiB", value_parser = crate::cli::parse_size, value_name = "SIZE")]
@@ -77,6 +72,14 @@ pub(crate) struct Args {
     #[command(flatten)]
     log: crate::cli::LogArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  # One database to a file, from the server a config names (password in the 0600 config):
+  mb-dump --config /etc/mb/shop.conf --db shop -o shop.tar
+  # Every database but local and config, from a secondary, compressed:
+  mb-dump --uri 'mongodb://db1,db2,db3/?replicaSet=rs0' --read-preference secondary | mb-pack > all.tar.zst
+  # What the next run of a chain stores (full or oplog slice), as mb-backup does:
+  mb-oplog-range --config shop.conf --state state.json | mb-dump --config shop.conf --range - --manifest manifest.json";
 
 /// Runs `mb-dump`.
 pub fn run() -> Result<()> {

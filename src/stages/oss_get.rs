@@ -1,50 +1,5 @@
-//! mb-oss-get: read an object from Alibaba Cloud OSS (or a directory) to stdout.
-//!
-//! ```text
-//! Usage:
-//!     mb-oss-get --key <key> [--range <start-end>] [--output <file>] [options]
-//!     mb-oss-get --key <key> --head [options]
-//!     mb-oss-get --list <prefix> [options]
-//!     mb-oss-get --help
-//!
-//! Streams the object to stdout (or --output). If the connection breaks, it
-//! resumes with a Range request from the byte it reached, pinned to the
-//! object's ETag. At the end it checks the length and, for the whole object,
-//! the CRC-64 against x-oss-hash-crc64ecma; a mismatch exits 3. Bytes already
-//! written to stdout cannot be taken back: trust the exit status, or use
-//! --output, which writes a temp file and renames it only once verified.
-//!
-//! Options:
-//!         --key <key>            Object key.
-//!         --range <start-end>    Only these bytes (inclusive; `start-` to the end).
-//!                                A range is checked by length only (the CRC is the
-//!                                whole object's), unless it covers the whole object.
-//!     -o, --output <file>        Write here (temp file + rename after verification).
-//!         --head                 Print {"key","size","crc64","etag","last_modified"}.
-//!         --list <prefix>        Print one {"key","size","etag","last_modified"}
-//!                                line per object under <prefix>, every page.
-//!         --check-put <record>   Also check the bytes against this put record
-//!                                (mb-put/1, as in the KEY.done marker): its key,
-//!                                size and CRC-64; a mismatch exits 3.
-//!         --restore              An Archive/ColdArchive object: issue RestoreObject,
-//!                                wait for it (progress on stderr, polled every
-//!                                MB_RESTORE_POLL_SECS, default 30), then read it.
-//!                                Without it such an object fails with one line
-//!                                saying how to restore it.
-//!         --progress <i>         Bytes received, of the whole, and rate on stderr
-//!                                every <i> (30s; `off`), a live line on a terminal
-//!                                [default: $MB_PROGRESS, else 30s]. -q: none
-//!                                unless --progress.
-//!
-//! Where: --endpoint, --bucket, --region, --signature-version, --access-key-id,
-//! --config, --store-dir, --path-style, --attempts, --timeout, --deadline as for
-//! mb-oss-put (same env variables: OSS_ENDPOINT, OSS_BUCKET, OSS_REGION,
-//! MB_STORE_DIR, and the same credential chain).
-//!
-//! Exit status: 0 success; 1 failure (network, credentials, missing bucket or
-//! key, archived object not restored); 2 usage (bad flag, key or bucket
-//! name); 3 the bytes read fail the length or CRC-64 check.
-//! ```
+//! `mb-oss-get`: read an object from Alibaba Cloud OSS (or a directory) to
+//! stdout, verified by CRC-64. Its help text is on `Args`.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,9 +15,33 @@ use crate::format::records::PutRecord;
 use crate::settings::store::StoreArgs;
 use crate::store::{ByteRange, OssTuning, Store};
 
-/// Command-line arguments (see the module docs for the usage text).
+/// Read an object from Alibaba Cloud OSS to stdout, verified by CRC-64.
+///
+/// Streams the object to stdout (or --output). If the connection breaks, it
+/// resumes with a Range request from the byte it reached, pinned to the
+/// object's ETag. At the end it checks the length and, for the whole object,
+/// the CRC-64 against x-oss-hash-crc64ecma; a mismatch exits 3. Bytes already
+/// written to stdout cannot be taken back: trust the exit status, or use
+/// --output, which writes a temp file and renames it only once verified. A
+/// --range is checked by length only (the CRC-64 is the whole object's),
+/// unless it covers the whole object.
+///
+/// --head prints {"key","size","crc64","etag","last_modified"}; --list prints
+/// one {"key","size","etag","last_modified"} line per object under PREFIX,
+/// every page. --restore issues RestoreObject for an Archive/ColdArchive
+/// object, waits for it (polled every $MB_RESTORE_POLL_SECS, default 30), then
+/// reads it; without it such an object fails with one line saying how to
+/// restore it.
+///
+/// The store flags and their env variables are as for mb-oss-put (a flag wins
+/// over env, env over the config file; the secret comes only from the config
+/// file, the environment or the credential chain).
+///
+/// Exit status: 0 success; 1 failure (network, credentials, missing bucket or
+/// key, archived object not restored); 2 usage (bad flag, key or bucket name);
+/// 3 the bytes read fail the length or CRC-64 check.
 #[derive(Parser, Debug)]
-#[command(name = "mb-oss-get", about = "Read an object from Alibaba Cloud OSS to stdout, verified by CRC-64")]
+#[command(name = "mb-oss-get", after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Object key
     #[arg(long, value_name = "KEY", required_unless_present = "list")]
@@ -109,6 +88,14 @@ struct HeadLine<'a> {
     etag: Option<&'a str>,
     last_modified: Option<&'a str>,
 }
+
+const EXAMPLES: &str = "Examples:
+  # An object to a file, renamed into place only once its CRC-64 matched:
+  mb-oss-get --config /etc/mb/shop.conf --key shop/20261124T031500.000000Z/000000-full.tar.zst -o full.tar.zst
+  # Every object under a prefix, as JSON lines:
+  mb-oss-get --config /etc/mb/shop.conf --list shop/
+  # Size, CRC-64 and ETag of one object, from a local directory store:
+  mb-oss-get --store-dir /var/backups/mb/store --bucket backups --key shop/x.tar.zst --head";
 
 /// Runs mb-oss-get.
 pub fn run() -> Result<()> {

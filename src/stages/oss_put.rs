@@ -1,91 +1,5 @@
-//! mb-oss-put: store stdin as one object on Alibaba Cloud OSS (or a directory).
-//!
-//! ```text
-//! Usage:
-//!     mb-oss-put --key <key> [options] < stream
-//!     mb-oss-put --help
-//!
-//! Reads stdin to its end, of any size, and stores it under <key>. A stream
-//! that fits in one part is one PutObject; a longer one is a multipart upload
-//! with a few parts in flight. Every request carries Content-MD5 and is
-//! retried with backoff on 5xx answers, timeouts and broken connections. If
-//! the upload fails for good, it is aborted: nothing appears under the key.
-//! CompleteMultipartUpload is not repeated blindly: a lost answer is settled
-//! by HEAD (size and CRC-64). The stored object is checked from the
-//! PutObject/Complete answer: its x-oss-hash-crc64ecma must equal the CRC-64
-//! of what was read, else the exit status is 3 and the object is deleted if
-//! its ETag is still the one this run wrote (never another writer's). An
-//! existing key is never replaced without --overwrite (checked first with
-//! HEAD, then enforced with x-oss-forbid-overwrite).
-//!
-//! Part sizes: part n is <part-size> x 2^((n-1)/k), at most 5 GiB, where k
-//! (108 for 8 MiB, 61 for 100 KiB) is the largest step that still lets
-//! 10,000 parts hold 48.8 TB. Memory: parts are held in memory while
-//! (parts in flight + 1) x part size fits 128 MiB; larger parts are staged in
-//! an unlinked temporary file in --temp-dir and sent from there, so peak RSS
-//! stays under 256 MiB for any stream (temp space: up to (parallel + 1) x
-//! the part size). --expected-size picks larger parts from the start.
-//!
-//! Signals: SIGTERM, SIGINT or SIGHUP during a multipart upload aborts it,
-//! then exits 128 + the signal (143, 130, 129).
-//!
-//! Prints one JSON record on stdout:
-//!     {"format":"mb-put/1","bucket":"b","key":"k","size":123,"crc64":456,"etag":"...","parts":1}
-//! (crc64: decimal CRC-64/XZ of the bytes; parts: 1 for a simple put;
-//! storage_class, sse, sse_key_id only when set).
-//!
-//! Options:
-//!         --key <key>            Object key, e.g. backups/2026-11-24/full.tar.gz.
-//!         --overwrite            Replace an existing object.
-//!         --allow-empty          Store an empty stdin (an error otherwise).
-//!         --part-size <size>     First part size, >= 100KiB [default: 8MiB].
-//!         --parallel <n>         Parts uploading at once [default: 4].
-//!         --expected-size <size> The stream's approximate size: sizes parts up
-//!                                front (a wrong value still works).
-//!         --temp-dir <dir>       [env: TMPDIR] Where parts too large for memory
-//!                                are staged (unlinked at once).
-//!         --storage-class <c>    Standard, IA, Archive or ColdArchive (config
-//!                                key storage_class) [default: the bucket's].
-//!         --sse <alg>            Server-side encryption AES256, KMS or SM4
-//!                                (config key sse).
-//!         --sse-key-id <id>      KMS key id with --sse KMS (config sse_key_id).
-//!
-//! Where (flag > env > config file):
-//!         --endpoint <host>      [env: OSS_ENDPOINT] e.g. oss-cn-hangzhou.aliyuncs.com;
-//!                                https unless given as http://...
-//!         --bucket <name>        [env: OSS_BUCKET]
-//!         --region <region>      [env: OSS_REGION] e.g. cn-hangzhou, for V4 signatures;
-//!                                derived from oss-<region>[-internal].aliyuncs.com.
-//!         --signature-version <1|4>  4 (default) or 1 (old accounts, OSS-compatible
-//!                                stores).
-//!         --access-key-id <id>   The id of a key pair whose secret is in --config or
-//!                                env OSS_ACCESS_KEY_SECRET, never a flag. Otherwise
-//!                                keys come from the chain: config, OSS_ACCESS_KEY_*,
-//!                                ALIBABA_CLOUD_*, RRSA/OIDC, ~/.alibabacloud/credentials,
-//!                                ~/.aliyun/config.json, ALIBABA_CLOUD_CREDENTIALS_URI,
-//!                                the ECS RAM role (README: OSS credentials).
-//!         --config <file>        Keys endpoint, region, signature_version, bucket,
-//!                                accessKeyId, accessKeySecret, securityToken,
-//!                                storage_class, sse, sse_key_id.
-//!         --store-dir <dir>      [env: MB_STORE_DIR] Store in <dir>/<bucket>/<key>
-//!                                instead (temp file, fsync, rename).
-//!         --path-style           http(s)://endpoint/bucket/key addressing (automatic
-//!                                for IP addresses and localhost).
-//!         --attempts <n>         Attempts per request [default: 5].
-//!         --timeout <secs>       Seconds without progress before a request is
-//!                                retried [default: 60].
-//!         --deadline <secs>      Seconds for all attempts of one request, plus
-//!                                1 s per MiB sent [default: 600].
-//!         --progress <i>         Bytes read, bytes and parts sent, rate on stderr
-//!                                every <i> (30s; `off`), a live line on a terminal
-//!                                [default: $MB_PROGRESS, else 30s].
-//!     -q, --quiet / -v, --verbose (-q: no progress unless --progress)
-//!
-//! Exit status: 0 stored and verified; 1 failure (network, credentials,
-//! missing bucket, empty stdin); 2 usage (bad flag, key or bucket name);
-//! 3 the stored object's CRC-64 differs from what was read; 4 the key
-//! exists; 128 + signal when interrupted (the upload aborted).
-//! ```
+//! `mb-oss-put`: store stdin as one object on Alibaba Cloud OSS (or a
+//! directory), verified by CRC-64. Its help text is on `Args`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -101,9 +15,43 @@ use crate::settings::store::{storage_options, StoreArgs};
 use crate::store::oss::parts::MIN_PART;
 use crate::store::{OssTuning, PutOptions, PutResult, Store};
 
-/// Command-line arguments (see the module docs for the usage text).
+/// Store stdin as one object on Alibaba Cloud OSS, verified by CRC-64.
+///
+/// Reads stdin to its end, of any size, and stores it under --key. A stream
+/// that fits in one part is one PutObject; a longer one is a multipart upload
+/// with a few parts in flight. Every request carries Content-MD5 and is
+/// retried with backoff on 5xx answers, timeouts and broken connections. If
+/// the upload fails for good, it is aborted: nothing appears under the key.
+/// A lost CompleteMultipartUpload answer is settled by HEAD (size and
+/// CRC-64). The stored object's x-oss-hash-crc64ecma must equal the CRC-64 of
+/// what was read, else exit 3 and the object is deleted if its ETag is still
+/// the one this run wrote. An existing key is never replaced without
+/// --overwrite (checked with HEAD, then enforced with x-oss-forbid-overwrite).
+///
+/// Part n is --part-size x 2^((n-1)/k), at most 5GiB, where k (108 for 8MiB,
+/// 61 for 100KiB) is the largest step that still lets 10,000 parts hold
+/// 48.8TiB. Parts are held in memory while (parts in flight + 1) x part size
+/// fits 128MiB; larger parts are staged in an unlinked temporary file in
+/// --temp-dir, so peak memory stays under 256MiB for any stream.
+/// SIGTERM, SIGINT or SIGHUP during a multipart upload aborts it, then exits
+/// 128 + the signal.
+///
+/// Prints one JSON record on stdout:
+/// {"format":"mb-put/1","bucket":"b","key":"k","size":123,"crc64":456,"etag":"...","parts":1}
+/// (crc64: decimal CRC-64/XZ; storage_class, sse, sse_key_id only when set).
+///
+/// Where (a flag wins over env, env over the --config file): the credentials
+/// come from the config file (accessKeyId, accessKeySecret, securityToken),
+/// else OSS_ACCESS_KEY_*, ALIBABA_CLOUD_*, RRSA/OIDC,
+/// ~/.alibabacloud/credentials, ~/.aliyun/config.json,
+/// ALIBABA_CLOUD_CREDENTIALS_URI, the ECS RAM role; a secret is never a flag.
+///
+/// Exit status: 0 stored and verified; 1 failure (network, credentials,
+/// missing bucket, empty stdin); 2 usage (bad flag, key or bucket name); 3 the
+/// stored object's CRC-64 differs from what was read; 4 the key exists; 128 +
+/// signal when interrupted (the upload aborted).
 #[derive(Parser, Debug)]
-#[command(name = "mb-oss-put", about = "Store stdin as one object on Alibaba Cloud OSS, verified by CRC-64")]
+#[command(name = "mb-oss-put", after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Object key
     #[arg(long, value_name = "KEY")]
@@ -142,6 +90,14 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub log: crate::cli::LogArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  # A file to a bucket, keys from the config file (0600):
+  mb-oss-put --config /etc/mb/shop.conf --key shop/manual/full.tar.zst < full.tar.zst
+  # A pipeline of unknown size to an Infrequent Access object, sizing parts for about 200GiB:
+  mb-dump --db shop | mb-pack | mb-oss-put --config /etc/mb/shop.conf --key shop/big.tar.zst --storage-class IA --expected-size 200GiB
+  # A local directory store instead of OSS (no credentials):
+  mb-oss-put --store-dir /var/backups/mb/store --bucket backups --key test/hello.txt < hello.txt";
 
 /// Runs mb-oss-put.
 pub fn run() -> Result<()> {

@@ -1,41 +1,5 @@
-//! mb-oss-rm: delete objects under one prefix from Alibaba Cloud OSS (or a
-//! directory store).
-//!
-//! ```text
-//! Usage:
-//!     mb-oss-rm --prefix <prefix> --key <key>... [--if-unmarked] [options]
-//!     mb-oss-rm --prefix <prefix> --prune [--keep-cycles N] [--state FILE]
-//!               [--min-age SECS] [--dry-run] [options]
-//!     mb-oss-rm --help
-//!
-//! Deletes each --key. A key that does not start with --prefix (or is the
-//! prefix itself) is refused before anything is deleted (exit 2): a script's
-//! mistake cannot reach another chain's objects. Deleting a missing key is
-//! not an error.
-//!
-//! --if-unmarked deletes a key only if it exists and has no commit marker
-//! (<key>.done): an object without one was never committed (a failed or
-//! killed run stored it), so it is never restored and may go; a committed
-//! object is kept. A missing key costs one HEAD request and no DELETE.
-//! mb-backup uses this to remove what a failing run stored, and before it
-//! stores under a key a killed run left behind.
-//!
-//! Prints one line per key: {"key":"...","deleted":true|false}.
-//!
-//! --prune deletes what retention says (see `src/chain/retention.rs`), in this order:
-//! with --keep-cycles N, every cycle older than the newest N complete cycles
-//! (markers first, then objects), except the checkpoint's cycle (--state);
-//! then objects without a commit marker and multipart uploads older than
-//! --min-age seconds (default 86400). --dry-run deletes nothing. One line per
-//! step: {"key":"...","deleted":true|false,"reason":"..."} (and "upload_id"
-//! for an aborted upload).
-//!
-//! Where: --endpoint, --bucket, --access-key-id, --config, --store-dir,
-//! --path-style, --attempts, --timeout as for mb-oss-put (same env variables).
-//!
-//! Exit status: 0 done; 1 failure (network, credentials); 2 usage (a key
-//! outside the prefix).
-//! ```
+//! `mb-oss-rm`: delete objects under one prefix from Alibaba Cloud OSS (or a
+//! directory store). Its help text is on `Args`.
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -46,9 +10,31 @@ use crate::format::records::MARKER_SUFFIX;
 use crate::settings::store::StoreArgs;
 use crate::store::OssTuning;
 
-/// Command-line arguments (see the module docs for the usage text).
+/// Delete objects under a prefix from Alibaba Cloud OSS.
+///
+/// Deletes each --key. A key that does not start with --prefix (or is the
+/// prefix itself) is refused before anything is deleted (exit 2): a script's
+/// mistake cannot reach another chain's objects. Deleting a missing key is
+/// not an error. Prints one line per key: {"key":"...","deleted":true|false}.
+///
+/// --if-unmarked deletes a key only if it exists and has no commit marker
+/// (KEY.done): an object without one was never committed (a failed or killed
+/// run stored it), so it is never restored and may go; a committed object is
+/// kept. mb-backup uses this to remove what a failing run stored.
+///
+/// --prune deletes what retention says, in this order: with --keep-cycles N,
+/// every cycle older than the newest N complete cycles (markers first, then
+/// objects), except the checkpoint's cycle (--state); then objects without a
+/// commit marker and multipart uploads older than --min-age seconds.
+/// --dry-run deletes nothing. One line per step:
+/// {"key":"...","deleted":true|false,"reason":"..."}.
+///
+/// The store flags are as for mb-oss-put (same env variables).
+///
+/// Exit status: 0 done; 1 failure (network, credentials); 2 usage (a key
+/// outside the prefix).
 #[derive(Parser, Debug)]
-#[command(name = "mb-oss-rm", about = "Delete objects under a prefix from Alibaba Cloud OSS")]
+#[command(name = "mb-oss-rm", after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Only keys under this prefix may be deleted
     #[arg(long, value_name = "PREFIX")]
@@ -72,6 +58,12 @@ struct RmLine<'a> {
     key: &'a str,
     deleted: bool,
 }
+
+const EXAMPLES: &str = "Examples:
+  # Delete two objects of a chain (and nothing outside shop/):
+  mb-oss-rm --config /etc/mb/shop.conf --prefix shop/ --key shop/a.tar.zst --key shop/a.tar.zst.done
+  # What retention would delete, keeping the newest 4 complete cycles:
+  mb-oss-rm --config /etc/mb/shop.conf --prefix shop/ --prune --keep-cycles 4 --state /var/backups/mb/state.json --dry-run";
 
 /// Runs mb-oss-rm.
 pub fn run() -> Result<()> {

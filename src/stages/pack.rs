@@ -1,72 +1,5 @@
-//! mb-pack: compress (zstd or gzip) or decompress a stream, using every core to compress.
-//!
-//! ```text
-//! Usage:
-//!     mb-pack [options] [<input>] [-o <output>]
-//!     mb-pack -d [options] [<input>] [-o <output>]
-//!     mb-pack --help
-//!
-//! Compresses <input> (default: stdin) to <output> (default: stdout) as zstd
-//! (the default) or gzip. Either way memory stays bounded whatever the stream
-//! size, and the bytes written depend only on the codec, level and block
-//! size, never on the thread count.
-//!
-//! zstd: one zstd frame with a content checksum, compressed by libzstd's own
-//! worker threads; `zstd -d` and `tar --zstd` read it. Memory grows with the
-//! level's window times the threads: ~56 MB at level 3 on 2 threads, ~360 MB
-//! at level 19.
-//!
-//! gzip: the input is cut into blocks that worker threads deflate in
-//! parallel, each block primed with the last 32 KiB of the one before (as pigz
-//! does), so the output is one ordinary gzip member that any gzip reader
-//! accepts, within a fraction of a percent of `gzip`'s size. At most about
-//! 2 x <threads> blocks are in memory.
-//!
-//! With -d, decompresses gzip and zstd from <input> to <output>, telling them
-//! apart by their magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) at the start of
-//! every member: a stream of concatenated members (`cat a.gz b.zst c.gz`) is
-//! decompressed member after member, as `gzip -d` and `zstd -d` do. The input
-//! must be gzip or zstd from its first byte to its last: an empty input, a
-//! truncated stream, a CRC-32, checksum or length mismatch, bad compressed
-//! data, a zstd window above 128 MiB and any trailing bytes after the last
-//! member are all integrity errors (exit 3). Output already written before
-//! the error is not taken back: trust the exit status, not the output. With
-//! -o, a partial output file is removed. Trailing bytes are reported after
-//! the whole output of the members before them is written, so the next stage
-//! of a pipe reads a complete stream rather than failing on a cut one.
-//!
-//! Compress options:
-//!         --codec <codec>    zstd or gzip [default: zstd].
-//!     -l, --level <n>        Compression level: zstd 1 (fast) to 19 (small)
-//!                            [default: 3]; gzip 1 to 9 [default: 6].
-//!                            `-1` .. `-9` work too, as in gzip.
-//!     -j, --threads <n>      Threads compressing [default: the number of
-//!                            cores]. For gzip with 1, no extra threads are
-//!                            started; zstd always uses at least one worker.
-//!         --block-size <s>   gzip: bytes per block, with an optional K, M or
-//!                            G suffix (binary), 32K to 256M [default: 1M].
-//!
-//! Decompress options:
-//!     -d, --decompress       Decompress instead. One thread decompresses;
-//!                            with -j 2 or more (the default) two more threads
-//!                            overlap reading and writing with it.
-//!
-//! Common options:
-//!     -o, --output <path>    Write here instead of stdout (`-` is stdout).
-//!         --progress <i>     Bytes in and out, ratio and rate on stderr every
-//!                            <i> (30s; `off`), a live line on a terminal
-//!                            [default: $MB_PROGRESS, else 30s].
-//!     -q, --quiet            Print errors only (no progress unless --progress).
-//!     -v, --verbose          Print more (repeat for debug output).
-//!     -h, --help             Print this help.
-//!
-//! Exit status: 0 success; 1 failure (I/O: a full disk, a closed pipe, a
-//! missing input file); 2 usage (bad flags, a level out of the codec's range,
-//! compressed output to a terminal); 3 integrity (the -d input is empty, not
-//! gzip or zstd, truncated, corrupt or has trailing data). Errors print as one
-//! line, e.g.
-//! `mb-pack: decompressing stdin: input is truncated (gzip stream ended early)`.
-//! ```
+//! `mb-pack`: compress (zstd or gzip) or decompress a stream, using every
+//! core to compress. Its help text is on `Args`.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
@@ -80,13 +13,39 @@ use crate::cli::progress::{Counted, Layout, ProgressArgs, Reporter};
 use crate::cli::{self, usage};
 use crate::pack::{compress, compress_zstd, decompress, Codec, CompressOptions, DecompressOptions, ZstdOptions};
 
-/// Command-line arguments (see the module docs for the full usage text).
+/// zstd- or gzip-compress stdin to stdout on all cores, or decompress with -d.
+///
+/// Compresses INPUT (default: stdin) to --output (default: stdout) as zstd
+/// (the default) or gzip. Either way memory stays bounded whatever the stream
+/// size, and the bytes written depend only on the codec, level and block
+/// size, never on the thread count.
+///
+/// zstd: one zstd frame with a content checksum, compressed by libzstd's own
+/// worker threads; `zstd -d` and `tar --zstd` read it. Memory grows with the
+/// level's window times the threads: ~56MiB at level 3 on 2 threads, ~360MiB
+/// at level 19.
+///
+/// gzip: the input is cut into blocks that worker threads deflate in
+/// parallel, each block primed with the last 32KiB of the one before (as pigz
+/// does), so the output is one ordinary gzip member that any gzip reader
+/// accepts. At most about 2 x threads blocks are in memory. `-1` .. `-9` set
+/// the level, as in gzip; --gzip is mongodump's name for --codec gzip.
+///
+/// With -d, decompresses gzip and zstd, telling them apart by their magic
+/// bytes at the start of every member: concatenated members (`cat a.gz b.zst`)
+/// are decompressed one after another. The input must be gzip or zstd from
+/// its first byte to its last: an empty input, a truncated stream, a checksum
+/// or length mismatch, bad compressed data, a zstd window above 128MiB and
+/// trailing bytes are all integrity errors (exit 3). Output already written
+/// is not taken back: trust the exit status. With -o, a partial output file is
+/// removed.
+///
+/// Exit status: 0 success; 1 failure (I/O: a full disk, a closed pipe, a
+/// missing input file); 2 usage (bad flags, a level out of the codec's range,
+/// compressed output to a terminal); 3 integrity (the -d input is empty, not
+/// gzip or zstd, truncated, corrupt or has trailing data).
 #[derive(Parser, Debug)]
-#[command(
-    name = "mb-pack",
-    about = "zstd- or gzip-compress stdin to stdout on all cores, or decompress with -d",
-    long_about = None
-)]
+#[command(name = "mb-pack", after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// File to read; `-` or nothing means stdin.
     pub input: Option<PathBuf>,
@@ -103,6 +62,10 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value_t = Codec::Zstd, conflicts_with = "decompress")]
     pub codec: Codec,
 
+    /// Same as --codec gzip (mongodump's --gzip).
+    #[arg(long, conflicts_with_all = ["codec", "decompress"])]
+    pub gzip: bool,
+
     /// Compression level: zstd 1 to 19 [default: 3], gzip 1 to 9 [default: 6].
     #[arg(short, long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=crate::pack::ZSTD_MAX_LEVEL as i64),
@@ -114,8 +77,8 @@ pub(crate) struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
-    /// Bytes per block, with an optional K, M or G suffix: 32K to 256M.
-    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_block_size,
+    /// gzip: bytes per block, 32KiB to 256MiB.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_block_size,
           conflicts_with = "decompress")]
     pub block_size: usize,
 
@@ -126,10 +89,21 @@ pub(crate) struct Args {
     pub log: crate::cli::LogArgs,
 }
 
+const EXAMPLES: &str = "Examples:
+  # A dump compressed with zstd on every core:
+  mb-dump --db shop | mb-pack > shop.tar.zst
+  # gzip at level 9 into a file (a partial file is removed on failure):
+  mb-pack --codec gzip -9 -o shop.tar.gz shop.tar
+  # Decompress whatever it is (gzip, zstd, or both concatenated):
+  mb-pack -d shop.tar.zst > shop.tar";
+
 /// Runs `mb-pack` with the process's arguments.
 pub fn run() -> anyhow::Result<()> {
-    let args = Args::try_parse_from(gzip_style_levels(std::env::args_os()))?;
+    let mut args: Args = cli::parse_args_from(gzip_style_levels(std::env::args_os()))?;
     args.log.apply();
+    if args.gzip {
+        args.codec = Codec::Gzip;
+    }
     let threads = args.threads.map_or_else(default_threads, |n| n as usize);
     let input_name = display_name(args.input.as_deref(), "stdin");
     let output_name = display_name(args.output.as_deref(), "stdout");
@@ -206,12 +180,12 @@ fn gzip_style_levels(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> 
         .collect()
 }
 
-/// A block size: `1M`, `512K`, `1048576` (see [`crate::cli::parse_size`]), 32K to 256M.
+/// A block size: `1MiB`, `512KiB`, `1048576` (see [`crate::cli::parse_size`]), 32KiB to 256MiB.
 fn parse_block_size(text: &str) -> Result<usize, String> {
     let size = crate::cli::parse_size(text)?;
     // Below the 32 KiB deflate window the priming dictionary would exceed the block.
     if !(32 << 10..=256 << 20).contains(&size) {
-        return Err(format!("block size must be 32K to 256M, not {text}"));
+        return Err(format!("block size must be 32KiB to 256MiB, not {text}"));
     }
     Ok(size as usize)
 }

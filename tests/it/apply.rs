@@ -102,7 +102,7 @@ fn restoring_into_existing_data_keeps_it_and_counts_duplicates() {
 #[test]
 fn unreachable_server_is_a_clear_error() {
     let output = stage("mb-apply")
-        .args(["--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--connect-timeout", "2"])
+        .args(["--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--server-timeout", "2"])
         .arg(fixture("mb-apply", "good.tar"))
         .output()
         .unwrap();

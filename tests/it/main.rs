@@ -4,10 +4,13 @@
 mod support;
 
 mod apply;
+mod cli_help;
+mod config_check;
 mod dump;
 mod encryption;
 mod errors_actionable;
 mod incremental;
+mod install;
 mod metrics;
 mod oss_conformance;
 mod oss_credentials;

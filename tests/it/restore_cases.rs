@@ -285,7 +285,7 @@ fn dry_run_and_to_dir_count_the_oplog_and_a_failed_dump_leaves_no_file() {
 
     let file = dir.path().join("dump.tar");
     let failed = stage("mb-dump")
-        .args(["-q", "--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--connect-timeout", "1", "-o"])
+        .args(["-q", "--uri", "mongodb://127.0.0.1:1/?directConnection=true", "--server-timeout", "1", "-o"])
         .arg(&file)
         .output()
         .unwrap();

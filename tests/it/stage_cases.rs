@@ -49,7 +49,7 @@ fn bad_flags_exit_2_without_a_panic() {
         ("mb-dump", &["--db", "x"], "no server given"),
         ("mb-oplog-range", &[], "--state"),
         // The flag parser's own errors: one line too, naming what is wrong.
-        ("mb-pack", &["--bogus"], "mb-pack: unexpected argument '--bogus' found (see mb-pack --help)"),
+        ("mb-pack", &["--bogus"], "mb-pack: unexpected argument '--bogus' found; to pass '--bogus' as a value, use '-- --bogus' (see mb-pack --help)"),
         ("mb-pack", &["--level", "0"], "mb-pack: invalid value '0' for '--level <N>': 0 is not in 1..=19"),
         ("mb-oss-put", &["--bucket", "b"], "required arguments were not provided: --key <KEY>"),
     ];

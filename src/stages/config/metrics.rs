@@ -2,12 +2,16 @@
 //! node_exporter textfile collector's format), written atomically (temp file
 //! in the same directory, fsync, rename) after every run, good or failed.
 //!
-//! Series are labelled `kind` (`full`, `oplog`) and `prefix`; the file keeps
-//! every series it already holds (another kind, another chain writing the
-//! same file), so a failed run updates its failure metrics and keeps the last
-//! success time. A run that failed before it knew its kind updates the
-//! failure metrics of every kind the file holds for its prefix (`full` if
-//! none).
+//! Series are labelled `kind` (`full`, `oplog`), `prefix`, `store` (the
+//! bucket, or the local store's directory) and `databases`, so two configs
+//! backing up the same database to two stores write two series. The file
+//! keeps every series it already holds (another kind, another chain writing
+//! the same file), so a failed run updates its failure metrics and keeps the
+//! last success time. A run that failed before it knew its kind updates the
+//! failure metrics of every kind the file holds for its chain (`full` if
+//! none). Series without a `store` label (written by an older mb) are
+//! dropped: the run writes their labelled successors. A file that cannot be
+//! written exits 6, so monitoring never goes blind silently.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,6 +29,12 @@ pub(crate) struct MetricsArgs {
     /// The chain's key prefix (label `prefix`).
     #[arg(long)]
     prefix: String,
+    /// Where the chain is stored: `oss://BUCKET` or the store's directory (label `store`).
+    #[arg(long)]
+    store: String,
+    /// The databases backed up, comma-separated, or `all` (label `databases`).
+    #[arg(long)]
+    databases: String,
     /// When the run started, seconds since the epoch.
     #[arg(long, value_name = "SECS")]
     started: i64,
@@ -59,23 +69,45 @@ const METRICS: [(&str, &str); 6] = [
     (RESTORABLE_UNTIL, "The newest point the stored chain restores to (its oplog end, or a standalone dump's end)."),
 ];
 
-/// `(metric, kind, prefix)` → value.
-type Series = BTreeMap<(String, String, String), f64>;
+/// The labels of one series.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Labels {
+    kind: String,
+    prefix: String,
+    store: String,
+    databases: String,
+}
+
+impl Labels {
+    /// Whether the series belongs to the same chain as `other` (any kind).
+    fn same_chain(&self, other: &Labels) -> bool {
+        (&self.prefix, &self.store, &self.databases) == (&other.prefix, &other.store, &other.databases)
+    }
+}
+
+/// `(metric, labels)` → value.
+type Series = BTreeMap<(String, Labels), f64>;
 
 /// Updates the file for one run; prints nothing.
 pub(crate) fn run(args: &MetricsArgs) -> Result<Vec<String>> {
     let mut series = match std::fs::read_to_string(&args.file) {
         Ok(text) => parse(&text),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Series::new(),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", args.file.display())),
+        Err(err) => return Err(monitoring(err.into(), "reading", &args.file)),
     };
     let now = crate::format::time::now_secs();
     let range: Option<RangeRecord> = args.range.as_deref().map(|p| read(p, "the range record")).transpose()?;
+    let chain = Labels {
+        kind: String::new(),
+        prefix: args.prefix.clone(),
+        store: args.store.clone(),
+        databases: args.databases.clone(),
+    };
     let kinds: Vec<String> = match &range {
         Some(range) => vec![range.kind.to_string()],
         None => {
             let known: std::collections::BTreeSet<String> =
-                series.keys().filter(|(_, _, prefix)| *prefix == args.prefix).map(|(_, k, _)| k.clone()).collect();
+                series.keys().filter(|(_, labels)| labels.same_chain(&chain)).map(|(_, l)| l.kind.clone()).collect();
             if known.is_empty() {
                 vec![Kind::Full.to_string()]
             } else {
@@ -85,7 +117,7 @@ pub(crate) fn run(args: &MetricsArgs) -> Result<Vec<String>> {
     };
     for kind in &kinds {
         let mut set = |metric: &str, value: f64| {
-            series.insert((metric.to_string(), kind.clone(), args.prefix.clone()), value);
+            series.insert((metric.to_string(), Labels { kind: kind.clone(), ..chain.clone() }), value);
         };
         set(LAST_RUN, now as f64);
         set(LAST_RUN_SUCCESS, if args.failed { 0.0 } else { 1.0 });
@@ -104,8 +136,15 @@ pub(crate) fn run(args: &MetricsArgs) -> Result<Vec<String>> {
             }
         }
     }
-    write_atomically(&args.file, &render(&series))?;
+    write_atomically(&args.file, &render(&series)).map_err(|err| monitoring(err, "writing", &args.file))?;
     Ok(Vec::new())
+}
+
+/// The metrics file could not be read or written: its own exit code, so the
+/// run fails loudly instead of leaving monitoring blind.
+fn monitoring(err: anyhow::Error, doing: &str, file: &Path) -> anyhow::Error {
+    let message = crate::cli::one_line(&err.context(format!("{doing} the metrics file {}", file.display())));
+    crate::cli::Failure { code: crate::cli::EXIT_MONITORING, message }.into()
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
@@ -133,10 +172,13 @@ fn parse(text: &str) -> Series {
         let Some((name, rest)) = line.split_once('{') else { continue };
         let Some((labels, value)) = rest.rsplit_once('}') else { continue };
         let Ok(value) = value.trim().parse::<f64>() else { continue };
-        let labels = parse_labels(labels);
-        if let (Some(kind), Some(prefix)) = (labels.get("kind"), labels.get("prefix")) {
+        let mut labels = parse_labels(labels);
+        let mut take = |name: &str| labels.remove(name);
+        if let (Some(kind), Some(prefix), Some(store), Some(databases)) =
+            (take("kind"), take("prefix"), take("store"), take("databases"))
+        {
             if METRICS.iter().any(|(m, _)| *m == name) {
-                series.insert((name.to_string(), kind.clone(), prefix.clone()), value);
+                series.insert((name.to_string(), Labels { kind, prefix, store, databases }), value);
             }
         }
     }
@@ -176,8 +218,15 @@ fn render(series: &Series) -> String {
     let mut out = String::new();
     for (metric, help) in METRICS {
         out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
-        for ((_, kind, prefix), value) in series.iter().filter(|((m, _, _), _)| m == metric) {
-            out.push_str(&format!("{metric}{{kind=\"{}\",prefix=\"{}\"}} {value}\n", escape(kind), escape(prefix)));
+        for ((_, labels), value) in series.iter().filter(|((m, _), _)| m == metric) {
+            let Labels { kind, prefix, store, databases } = labels;
+            out.push_str(&format!(
+                "{metric}{{kind=\"{}\",prefix=\"{}\",store=\"{}\",databases=\"{}\"}} {value}\n",
+                escape(kind),
+                escape(prefix),
+                escape(store),
+                escape(databases)
+            ));
         }
     }
     out
@@ -198,13 +247,25 @@ mod tests {
 
     #[test]
     fn a_rendered_file_parses_back() {
+        let labels = |kind: &str, prefix: &str| Labels {
+            kind: kind.into(),
+            prefix: prefix.into(),
+            store: "oss://backups".into(),
+            databases: "shop".into(),
+        };
         let mut series = Series::new();
-        series.insert((LAST_SUCCESS.into(), "full".into(), "a+\"b\\".into()), 1_795_489_209.0);
-        series.insert((BYTES.into(), "oplog".into(), "shop".into()), 64556.0);
+        series.insert((LAST_SUCCESS.into(), labels("full", "a+\"b\\")), 1_795_489_209.0);
+        series.insert((BYTES.into(), labels("oplog", "shop")), 64556.0);
         let text = render(&series);
-        assert!(text.contains("mb_backup_bytes{kind=\"oplog\",prefix=\"shop\"} 64556\n"), "{text}");
+        assert!(
+            text.contains(
+                "mb_backup_bytes{kind=\"oplog\",prefix=\"shop\",store=\"oss://backups\",databases=\"shop\"} 64556\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("# TYPE mb_backup_last_run_success gauge\n"), "{text}");
         assert_eq!(parse(&text), series);
         assert!(parse("garbage{\nmb_backup_bytes{kind=\"x\"} 1\n{}{}").is_empty());
+        assert!(parse("mb_backup_bytes{kind=\"full\",prefix=\"shop\"} 1\n").is_empty(), "no store label: dropped");
     }
 }
