@@ -18,7 +18,7 @@ const BINARIES: [&str; 9] = [
     "mb-pack",
 ];
 
-const SCRIPTS: [&str; 6] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "demo", "install"];
+const SCRIPTS: [&str; 7] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status", "demo", "install"];
 
 fn script(name: &str) -> Command {
     let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name));
@@ -75,7 +75,7 @@ fn a_misspelled_flag_is_one_line_naming_it_exit_2() {
     for (name, command) in programs() {
         let mut command = command();
         let config = tempfile::NamedTempFile::new().unwrap();
-        if ["mb-backup", "mb-restore", "mb-verify", "mb-prune"].contains(&name.as_str()) {
+        if ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status"].contains(&name.as_str()) {
             command.arg(config.path());
         }
         let output = command.arg("--util").output().unwrap();

@@ -19,7 +19,7 @@ const BINARIES: [&str; 9] = [
     "mb-oss-rm",
     "mb-pack",
 ];
-const SCRIPTS: [&str; 4] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune"];
+const SCRIPTS: [&str; 5] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status"];
 
 /// Every file an install holds, relative to its prefix.
 fn expected() -> BTreeSet<String> {

@@ -33,6 +33,7 @@ mod scripts;
 mod scripts_codecs;
 mod secondary;
 mod stage_cases;
+mod status;
 mod verify;
 mod zoo_cases;
 mod zoo_users;

@@ -165,8 +165,13 @@ pub(crate) fn status(args: &StatusArgs) -> Result<Vec<String>> {
     }
     let runs = read_runs(&args.root.join("runs.json"))?.unwrap_or_default();
     let state = checkpoint::read(&args.root.join("state.json"))?;
-    let store = args.store.open(OssTuning::default())?;
-    let cycles = report::records(&Catalog::read(store.as_ref(), &args.prefix)?);
+    // A local store is made by the first backup: before it, there is nothing to list.
+    let cycles = if args.store.store_dir.as_ref().is_some_and(|dir| !dir.exists()) {
+        Vec::new()
+    } else {
+        let store = args.store.open(OssTuning::default())?;
+        report::records(&Catalog::read(store.as_ref(), &args.prefix)?)
+    };
     let now = now_secs();
     let age = runs.last_success.as_ref().and_then(|r| parse_rfc3339(&r.finished).ok()).map(|t| now - t);
     let next_full = match (&state, args.incremental) {
