@@ -171,3 +171,121 @@ impl Plan<'_> {
         self.until.or_else(|| self.cycle.window.map(|w| w.to))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::catalog::Window;
+    use crate::chain::layout::{head_key, ObjectKey};
+    use crate::chain::marker::{Head, Marker, MARKER_FORMAT};
+    use crate::format::records::{Kind, PutRecord};
+    use crate::store::memory::MemoryStore;
+    use crate::store::PutOptions;
+
+    /// Stores a committed object (and its marker, and the head) of `cycle`.
+    fn commit(store: &MemoryStore, cycle: &str, seq: u64, span: (Ts, Ts)) -> String {
+        let kind = if seq == 0 { Kind::Full } else { Kind::Oplog };
+        let key = match kind {
+            Kind::Full => format!("{}.zst", ObjectKey::full("shop", cycle)),
+            Kind::Oplog => format!("{}.zst", ObjectKey::slice("shop", cycle, seq, span.0, span.1)),
+        };
+        let data = format!("object {key}").into_bytes();
+        let put = PutRecord {
+            format: MARKER_FORMAT.into(),
+            bucket: "b".into(),
+            key: key.clone(),
+            size: data.len() as u64,
+            crc64: 0,
+            etag: None,
+            parts: 1,
+            storage_class: None,
+            sse: None,
+            sse_key_id: None,
+            encryption: None,
+        };
+        let marker = Marker {
+            put,
+            kind: Some(kind),
+            cycle: Some(cycle.into()),
+            seq: Some(seq),
+            databases: Some(vec!["shop".into()]),
+            created: None,
+            from: (kind == Kind::Oplog).then_some(span.0),
+            to: (kind == Kind::Oplog).then_some(span.1),
+            consistent_at: (kind == Kind::Full).then_some(span.1),
+        };
+        let options = PutOptions { overwrite: true, ..Default::default() };
+        store.put(&key, &mut &data[..], &options).unwrap();
+        store.put(&format!("{key}.done"), &mut &serde_json::to_vec(&marker).unwrap()[..], &options).unwrap();
+        let head = serde_json::to_vec(&Head::after(&marker)).unwrap();
+        store.put(&head_key("shop", cycle), &mut &head[..], &options).unwrap();
+        key
+    }
+
+    fn ts(t: u32) -> Ts {
+        Ts::new(t, 1)
+    }
+
+    #[test]
+    fn cycles_are_ordered_by_their_oplog_times_not_their_names() {
+        let store = MemoryStore::new("b");
+        // The later cycle was named by a clock a day behind: its name sorts first.
+        let (early, late) = ("20261202T030000.000001Z", "20261201T030000.000001Z");
+        commit(&store, early, 0, (ts(100), ts(100)));
+        commit(&store, early, 1, (ts(100), ts(200)));
+        commit(&store, late, 0, (ts(200), ts(200)));
+        commit(&store, late, 1, (ts(200), ts(300)));
+        let catalog = Catalog::read(&store, "shop").unwrap();
+        let names: Vec<&str> = catalog.cycles.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, [early, late]);
+        let asked = |until| Asked { until, ..Default::default() };
+        assert_eq!(choose(&catalog, &asked(None)).unwrap().cycle.name, late);
+        // Where the windows touch, the newer cycle restores the point; before it, the older one.
+        assert_eq!(choose(&catalog, &asked(Some(ts(200)))).unwrap().cycle.name, late);
+        let plan = choose(&catalog, &asked(Some(Ts::new(150, 0)))).unwrap();
+        assert_eq!((plan.cycle.name.as_str(), plan.objects.len()), (early, 2));
+        let plan = choose(&catalog, &asked(Some(ts(100)))).unwrap();
+        assert_eq!(plan.objects.len(), 1, "the full backup alone reaches its own point");
+        for outside in [Ts::new(99, 0), Ts::new(300, 2)] {
+            let err = choose(&catalog, &asked(Some(outside))).unwrap_err();
+            assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_USAGE, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_hole_a_replaced_object_and_a_lost_head_make_a_cycle_incomplete() {
+        let store = MemoryStore::new("b");
+        let cycle = "20261202T030000.000001Z";
+        commit(&store, cycle, 0, (ts(100), ts(100)));
+        let second = commit(&store, cycle, 1, (ts(100), ts(200)));
+        commit(&store, cycle, 2, (ts(200), ts(300)));
+        let complete = Catalog::read(&store, "shop").unwrap();
+        assert!(
+            complete.cycles[0].complete() && complete.cycles[0].window == Some(Window { from: ts(100), to: ts(300) })
+        );
+
+        store.put(&second, &mut &b"short"[..], &PutOptions { overwrite: true, ..Default::default() }).unwrap();
+        let catalog = Catalog::read(&store, "shop").unwrap();
+        let damaged = &catalog.cycles[0];
+        assert!(!damaged.complete() && damaged.problems[0].contains("its marker says"), "{:?}", damaged.problems);
+        assert_eq!((damaged.chain.len(), damaged.stranded), (1, 2));
+        let err = choose(&catalog, &Asked::default()).unwrap_err();
+        assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_INTEGRITY);
+
+        store.delete(&second).unwrap();
+        store.delete(&format!("{second}.done")).unwrap();
+        let catalog = Catalog::read(&store, "shop").unwrap();
+        assert!(catalog.cycles[0].problems.iter().any(|p| p.contains("no committed object with SEQ 000001")));
+
+        let store = MemoryStore::new("b");
+        commit(&store, cycle, 0, (ts(100), ts(100)));
+        commit(&store, cycle, 1, (ts(100), ts(200)));
+        let third = commit(&store, cycle, 2, (ts(200), ts(300)));
+        store.delete(&third).unwrap();
+        store.delete(&format!("{third}.done")).unwrap();
+        let catalog = Catalog::read(&store, "shop").unwrap();
+        let short = &catalog.cycles[0];
+        assert!(short.problems.iter().any(|p| p.contains("head record says")), "{:?}", short.problems);
+        assert_eq!(short.window, Some(Window { from: ts(100), to: ts(200) }));
+    }
+}

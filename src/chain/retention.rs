@@ -372,6 +372,17 @@ mod tests {
     }
 
     #[test]
+    fn cycles_are_kept_by_their_oplog_times_not_their_names() {
+        // C1 is the newest cycle, named by a clock a day behind.
+        let listing: Vec<_> = [cycle(C1, 1, "zst"), cycle(C2, 1, "zst")].concat();
+        let mut rules = rules(Some(1), None);
+        rules.starts = [(C1.to_string(), Ts::new(2_000, 1)), (C2.to_string(), Ts::new(1_000, 1))].into();
+        let steps = plan("shop", &listing, &[], &rules);
+        let keys = deleted(&steps);
+        assert!(!keys.is_empty() && keys.iter().all(|k| k.contains(C2)), "{keys:?}");
+    }
+
+    #[test]
     fn full_backups_only_keep_the_last_n_runs() {
         // is_inc_backup = 0: every run is a cycle with only its full backup.
         let names =
