@@ -241,3 +241,23 @@ fn a_profile_with_an_unsupported_mode_is_skipped_with_a_warning() {
         assert!(warnings[0].contains(needle), "{needle} missing: {text}");
     }
 }
+
+#[test]
+fn a_credentials_file_profile_of_an_unsupported_type_is_skipped_with_a_warning() {
+    let server = v4_only_server();
+    let home = temp_dir();
+    std::fs::create_dir_all(home.path().join(".alibabacloud")).unwrap();
+    let credentials =
+        "[default]\ntype = ram_role_arn\naccess_key_id = AK\naccess_key_secret = SK\nrole_arn = acs:ram::1:role/r\n";
+    std::fs::write(home.path().join(".alibabacloud/credentials"), credentials).unwrap();
+    let mut c = bare(&server, "mb-oss-get", home.path());
+    c.args(["--key", "k"]);
+    let output = run_with_input(&mut c, b"");
+    assert_fails_with(&output, 1, "no OSS credentials found");
+    let text = stderr_of(&output);
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    for needle in ["~/.alibabacloud/credentials", "\"default\"", "ram_role_arn"] {
+        assert!(warnings[0].contains(needle), "{needle} missing: {text}");
+    }
+}

@@ -145,11 +145,6 @@ impl Credentials {
             _ => None,
         };
         sources.push(("env ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET", Source::Fixed(cloud_keys)));
-        let provider = |p: Box<dyn ProvideCredentialDyn<Credential = Credential>>| Source::Provider {
-            service: "profile file",
-            provider: p,
-            explain: None,
-        };
         let network = |service, p: Box<dyn ProvideCredentialDyn<Credential = Credential>>| Source::Provider {
             service,
             provider: p,
@@ -164,11 +159,18 @@ impl Credentials {
         // Alibaba's CLI and Go SDK write ~/.alibabacloud/credentials; the other
         // SDKs read credentials.ini (reqsign's default paths, or
         // ALIBABA_CLOUD_CREDENTIALS_FILE).
-        if env("ALIBABA_CLOUD_CREDENTIALS_FILE").is_none() {
+        // A skipped profile is explained once, by the source that reads the file named.
+        let ini_file = |p: Box<dyn ProvideCredentialDyn<Credential = Credential>>, explain: bool| Source::Provider {
+            service: "profile file",
+            provider: p,
+            explain: explain.then_some(super::profiles::unsupported_credentials_profile as fn() -> Option<String>),
+        };
+        let named = env("ALIBABA_CLOUD_CREDENTIALS_FILE").is_some();
+        if !named {
             let file = CredentialsFileCredentialProvider::new().with_credentials_file("~/.alibabacloud/credentials");
-            sources.push(("~/.alibabacloud/credentials", provider(Box::new(file))));
+            sources.push(("~/.alibabacloud/credentials", ini_file(Box::new(file), true)));
         }
-        sources.push(("credentials.ini", provider(Box::new(CredentialsFileCredentialProvider::new()))));
+        sources.push(("credentials.ini", ini_file(Box::new(CredentialsFileCredentialProvider::new()), named)));
         sources.push((
             "~/.aliyun/config.json",
             Source::Provider {
