@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod dump;
+mod dump_parallel;
 mod encryption;
 mod errors_actionable;
 mod incremental;
