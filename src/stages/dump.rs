@@ -9,7 +9,7 @@
 //! chunks of at most --chunk-size bytes, so memory stays bounded whatever the
 //! size of the database. A collection holding more than --split-above bytes
 //! is read in ranges of its `_id` index on up to --parallel connections (its
-//! chunks then hold its documents in no particular order, as mongodump's do). On a replica set the oplog position is taken before
+//! chunks then hold its documents in the order the ranges were read). On a replica set the oplog position is taken before
 //! the first read and the oplog written during the dump is carried too, so a
 //! restore is consistent at the dump's end point (like `mongodump --oplog`,
 //! also for single databases). If the oplog rolls past that start during the

@@ -11,7 +11,7 @@ use mb::format::records::Manifest;
 use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::Client;
 
-use crate::support::mongod::{block_on, Mongod};
+use crate::support::mongod::{block_on, Mongod, Options};
 use crate::support::{assert_ok, run_with_input, stage, stderr_of, temp_dir};
 
 /// The `_id` of document `i`: every type an `_id` may have, interleaved, so
@@ -185,4 +185,34 @@ fn capped_and_collated_collections_stay_on_one_reader() {
     let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &dump.stdout);
     assert_ok(&apply);
     assert_eq!(source.db_hash(db), target.db_hash(db));
+}
+
+/// The built-in `backup` role is enough to split (`$collStats`, `$sample`).
+#[test]
+fn backup_role_splits_too() {
+    let admin = Some(("admin".to_string(), "adminpw".to_string()));
+    let source = Mongod::start(Options { replica_set: false, auth: admin, ..Options::default() });
+    let db = "dp_priv";
+    let client = source.client();
+    block_on(async {
+        let coll = client.database(db).collection::<Document>("big");
+        coll.insert_many((0..3000).map(|i| doc! {"_id": i, "filler": "p".repeat(400)})).await.unwrap();
+    });
+    source.command(
+        "admin",
+        doc! {"createUser": "backupUser", "pwd": "b-pw", "roles": [{"role": "backup", "db": "admin"}]},
+    );
+    let dir = temp_dir();
+    let manifest_path = dir.path().join("manifest.json");
+    let dump = stage("mb-dump")
+        .args(["--uri", &source.uri_with_auth("backupUser", "b-pw"), "--db", db, "--chunk-size", "64KiB"])
+        .args(["--split-above", "512KiB", "-o", "/dev/null", "--manifest"])
+        .arg(&manifest_path)
+        .output()
+        .unwrap();
+    assert_ok(&dump);
+    let log = stderr_of(&dump);
+    assert!(log.contains("reading dp_priv.big ("), "big was not split with the backup role: {log}");
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest.collections.iter().map(|c| c.docs).sum::<u64>(), 3000);
 }

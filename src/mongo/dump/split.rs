@@ -37,10 +37,9 @@ const RANGES_PER_READER: u64 = 4;
 const SAMPLES_PER_RANGE: u64 = 16;
 
 /// What one cursor of a collection reads.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum IdRange {
     /// The whole collection, in natural order.
-    #[default]
     Whole,
     /// A range of the `_id` index, as `find`'s `min` and `max` (`{_id: v}`):
     /// from `min` (included; None: the start) to `max` (excluded; None: the
@@ -83,14 +82,18 @@ pub(crate) async fn plan_ranges(
     let ns = format!("{}.{name}", db.name());
     let pipeline =
         vec![doc! {"$sample": {"size": sample as i64}}, doc! {"$project": {"_id": 1}}, doc! {"$sort": {"_id": 1}}];
-    let ids: Vec<Bson> = collection
-        .aggregate(pipeline)
-        .await
-        .with_context(|| format!("sampling _id values of {ns}"))?
-        .map_ok(|mut d| d.remove("_id").unwrap_or(Bson::Null))
-        .try_collect()
-        .await
-        .with_context(|| format!("sampling _id values of {ns}"))?;
+    let sampled: mongodb::error::Result<Vec<Document>> = match collection.aggregate(pipeline).await {
+        Ok(cursor) => cursor.try_collect().await,
+        Err(err) => Err(err),
+    };
+    // Splitting only speeds the dump up: without a sample, one reader.
+    let ids: Vec<Bson> = match sampled {
+        Ok(docs) => docs.into_iter().filter_map(|mut d| d.remove("_id")).collect(),
+        Err(err) => {
+            crate::warn!("reading {ns} on one connection: sampling its _id values failed: {err}");
+            return Ok(whole);
+        }
+    };
     let ranges = ranges_at(split_points(&ids, wanted as usize));
     crate::info!("reading {ns} ({size} bytes) in {} _id ranges", ranges.len() - 1);
     Ok(ranges)
@@ -102,11 +105,19 @@ fn split_points(sorted: &[Bson], wanted: usize) -> Vec<Bson> {
     let mut points: Vec<Bson> = Vec::new();
     for i in 1..wanted {
         let Some(id) = sorted.get(sorted.len() * i / wanted) else { break };
-        if points.last() != Some(id) {
+        if !points.last().is_some_and(|last| same(last, id)) {
             points.push(id.clone());
         }
     }
     points
+}
+
+/// Equal as `_id`s: NaN is one `_id` value, though NaN != NaN.
+fn same(a: &Bson, b: &Bson) -> bool {
+    match (a, b) {
+        (Bson::Double(x), Bson::Double(y)) => x.to_bits() == y.to_bits() || x == y,
+        _ => a == b,
+    }
 }
 
 /// The ranges between consecutive points, from the index's start to its
@@ -236,6 +247,8 @@ mod tests {
         assert_eq!(split_points(&sorted, 4), vec![Bson::Int32(2), Bson::Int32(4), Bson::Int32(6)]);
         let repeated = vec![Bson::Int32(7); 8];
         assert_eq!(split_points(&repeated, 4), vec![Bson::Int32(7)]);
+        let nan = vec![Bson::Double(f64::NAN); 8];
+        assert_eq!(split_points(&nan, 4).len(), 1);
     }
 
     #[test]
