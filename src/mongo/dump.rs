@@ -3,6 +3,7 @@
 
 mod collections;
 mod slice;
+mod split;
 
 use std::io::Write;
 
@@ -31,8 +32,10 @@ pub(crate) struct DumpOptions {
     pub users_and_roles_flag: bool,
     /// Do not carry the oplog written during a full dump.
     pub no_oplog: bool,
-    /// Collections read at once.
+    /// Cursors open at once (collections, or ranges of a big one).
     pub parallel: usize,
+    /// A collection with more data than this is read in `_id` ranges.
+    pub split_above: u64,
     /// Largest chunk entry, in bytes.
     pub chunk_size: u64,
     /// Documents and bytes per collection, and oplog entries, as they are read.
@@ -121,8 +124,9 @@ pub(crate) async fn dump_from(
             plans.extend(plan_users_and_roles(&db_names));
         }
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));
+        let readers = tokio::sync::Semaphore::new(options.parallel.max(1));
         let collections: Vec<CollectionEntry> = futures_util::stream::iter(plans)
-            .map(|plan| dump_collection(client, plan, options, &pool, &tx))
+            .map(|plan| dump_collection(client, plan, options, &pool, &tx, &readers))
             .buffer_unordered(options.parallel)
             .try_collect()
             .await?;

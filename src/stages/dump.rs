@@ -17,7 +17,10 @@ use crate::settings::mongo::ConnectArgs;
 ///
 /// Full dump: collections are read in parallel (--parallel), each cut into
 /// chunks of at most --chunk-size bytes, so memory stays bounded whatever the
-/// size of the database. On a replica set the oplog position is taken before
+/// size of the database. A collection holding more than --split-above bytes
+/// is read in ranges of its `_id` index on up to --parallel connections (its
+/// chunks then hold its documents in the order the ranges were read). On a
+/// replica set the oplog position is taken before
 /// the first read and the oplog written during the dump is carried too, so a
 /// restore is consistent at the dump's end point (like `mongodump --oplog`,
 /// also for single databases). If the oplog rolls past that start during the
@@ -54,10 +57,14 @@ pub(crate) struct Args {
     /// Do not carry the oplog written during a full dump (replica sets).
     #[arg(long)]
     no_oplog: bool,
-    /// Collections read at once.
+    /// Cursors open at once: collections, or ranges of a big collection's `_id`.
     #[arg(short = 'j', long, default_value_t = 4, value_name = "N", value_parser = crate::cli::parse_count,
           visible_alias = "numParallelCollections")]
     parallel: usize,
+    /// Read a collection holding more data than SIZE in `_id` ranges on up to
+    /// --parallel connections (capped, clustered and collated collections stay on one).
+    #[arg(long, default_value = "64MiB", value_parser = crate::cli::parse_size, value_name = "SIZE")]
+    split_above: u64,
     /// Largest chunk entry, in bytes (a document larger than this gets a chunk of its own).
     #[arg(long, default_value = "8MiB", value_parser = crate::cli::parse_size, value_name = "SIZE")]
     chunk_size: u64,
@@ -132,6 +139,7 @@ async fn dump(
         users_and_roles_flag: args.users_and_roles,
         no_oplog: args.no_oplog,
         parallel: args.parallel,
+        split_above: args.split_above,
         chunk_size: args.chunk_size,
         progress,
     };

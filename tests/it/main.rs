@@ -7,6 +7,7 @@ mod apply;
 mod cli_help;
 mod config_check;
 mod dump;
+mod dump_parallel;
 mod encryption;
 mod errors_actionable;
 mod incremental;

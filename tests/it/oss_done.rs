@@ -119,7 +119,7 @@ fn a_full_backup_through_mb_backup_round_trips_against_a_v4_only_server() {
                 (key, object.size, object.crc64)
             })
             .collect();
-        assert_eq!(objects.len(), 2, "the backup and its commit marker: {objects:?}");
+        assert_eq!(objects.len(), 3, "the backup, its commit marker and the head record: {objects:?}");
         sdk::check(&server, "db-backup", &objects);
     }
 }

@@ -3,38 +3,31 @@
 
 use super::Entry;
 
-/// Cuts a stream of BSON documents into chunk entries of bounded size.
-pub(crate) struct ChunkBuilder<F: Fn(u64) -> String> {
-    limit: usize,
-    name: F,
-    pool: BufferPool,
-    buffer: Vec<u8>,
-    docs_in_buffer: u64,
-    seq: u64,
+/// Whole BSON documents, concatenated: a chunk before it is numbered.
+pub(crate) struct Piece {
+    data: Vec<u8>,
     docs: u64,
-    bytes: u64,
     crc: u64,
 }
 
-impl<F: Fn(u64) -> String> ChunkBuilder<F> {
-    /// A builder naming chunk `seq` with `name(seq)`, taking buffers from `pool`.
-    pub(crate) fn new(limit: u64, pool: BufferPool, name: F) -> Self {
-        let limit = limit.max(1) as usize;
-        ChunkBuilder {
-            limit,
-            name,
-            pool,
-            buffer: Vec::new(),
-            docs_in_buffer: 0,
-            seq: 0,
-            docs: 0,
-            bytes: 0,
-            crc: Default::default(),
-        }
+/// Cuts a stream of BSON documents into pieces of bounded size, each with
+/// its CRC-64 (computed by whoever cuts: readers on several threads share
+/// that work).
+pub(crate) struct PieceCutter {
+    limit: usize,
+    pool: BufferPool,
+    buffer: Vec<u8>,
+    docs_in_buffer: u64,
+}
+
+impl PieceCutter {
+    /// A cutter of pieces of at most `limit` bytes, taking buffers from `pool`.
+    pub(crate) fn new(limit: u64, pool: BufferPool) -> Self {
+        PieceCutter { limit: limit.max(1) as usize, pool, buffer: Vec::new(), docs_in_buffer: 0 }
     }
 
-    /// Adds a document; returns a full chunk when the limit would be passed.
-    pub(crate) fn push(&mut self, document: &[u8]) -> Option<Entry> {
+    /// Adds a document; returns a full piece when the limit would be passed.
+    pub(crate) fn push(&mut self, document: &[u8]) -> Option<Piece> {
         let full =
             if !self.buffer.is_empty() && self.buffer.len() + document.len() > self.limit { self.take() } else { None };
         if self.buffer.capacity() == 0 {
@@ -47,30 +40,78 @@ impl<F: Fn(u64) -> String> ChunkBuilder<F> {
         full
     }
 
-    /// The last, partial chunk, if any.
-    pub(crate) fn finish(&mut self) -> Option<Entry> {
+    /// The last, partial piece, if any.
+    pub(crate) fn finish(&mut self) -> Option<Piece> {
         self.take()
     }
 
-    fn take(&mut self) -> Option<Entry> {
+    fn take(&mut self) -> Option<Piece> {
         if self.buffer.is_empty() {
             return None;
         }
-        self.seq += 1;
         let data = std::mem::take(&mut self.buffer);
-        // One pass over the bytes: the collection's CRC is combined from its chunks'.
         let crc = crate::crc64::checksum(&data);
-        self.crc = crate::crc64::combine(self.crc, crc, data.len() as u64);
-        self.docs += self.docs_in_buffer;
-        self.bytes += data.len() as u64;
-        let entry = Entry::chunk((self.name)(self.seq), data, self.docs_in_buffer, crc);
-        self.docs_in_buffer = 0;
-        Some(entry)
+        Some(Piece { data, docs: std::mem::take(&mut self.docs_in_buffer), crc })
+    }
+}
+
+/// Numbers pieces as chunk entries `name(1)`, `name(2)`, ... in the order
+/// they come, and keeps the totals: the CRC-64 of all chunks in that order.
+pub(crate) struct ChunkNumbering<F: Fn(u64) -> String> {
+    name: F,
+    seq: u64,
+    docs: u64,
+    bytes: u64,
+    crc: u64,
+}
+
+impl<F: Fn(u64) -> String> ChunkNumbering<F> {
+    /// Numbering that names chunk `seq` with `name(seq)`.
+    pub(crate) fn new(name: F) -> Self {
+        ChunkNumbering { name, seq: 0, docs: 0, bytes: 0, crc: 0 }
+    }
+
+    /// The next chunk entry, made of `piece`.
+    pub(crate) fn entry(&mut self, piece: Piece) -> Entry {
+        self.seq += 1;
+        // One pass over the bytes: the collection's CRC is combined from its chunks'.
+        self.crc = crate::crc64::combine(self.crc, piece.crc, piece.data.len() as u64);
+        self.docs += piece.docs;
+        self.bytes += piece.data.len() as u64;
+        Entry::chunk((self.name)(self.seq), piece.data, piece.docs, piece.crc)
+    }
+
+    /// (documents, bytes, CRC-64 of all chunks, chunks) numbered so far.
+    pub(crate) fn totals(&self) -> (u64, u64, u64, u64) {
+        (self.docs, self.bytes, self.crc, self.seq)
+    }
+}
+
+/// Cuts a stream of BSON documents into numbered chunk entries of bounded size.
+pub(crate) struct ChunkBuilder<F: Fn(u64) -> String> {
+    cutter: PieceCutter,
+    numbering: ChunkNumbering<F>,
+}
+
+impl<F: Fn(u64) -> String> ChunkBuilder<F> {
+    /// A builder naming chunk `seq` with `name(seq)`, taking buffers from `pool`.
+    pub(crate) fn new(limit: u64, pool: BufferPool, name: F) -> Self {
+        ChunkBuilder { cutter: PieceCutter::new(limit, pool), numbering: ChunkNumbering::new(name) }
+    }
+
+    /// Adds a document; returns a full chunk when the limit would be passed.
+    pub(crate) fn push(&mut self, document: &[u8]) -> Option<Entry> {
+        self.cutter.push(document).map(|piece| self.numbering.entry(piece))
+    }
+
+    /// The last, partial chunk, if any.
+    pub(crate) fn finish(&mut self) -> Option<Entry> {
+        self.cutter.finish().map(|piece| self.numbering.entry(piece))
     }
 
     /// (documents, bytes, CRC-64 of all chunks, chunks) written so far.
     pub(crate) fn totals(&self) -> (u64, u64, u64, u64) {
-        (self.docs, self.bytes, self.crc, self.seq)
+        self.numbering.totals()
     }
 }
 

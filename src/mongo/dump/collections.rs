@@ -4,11 +4,12 @@
 use anyhow::{Context, Result};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::{Client, Database};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex, Semaphore};
 
 use super::send;
+use super::split::{read_ranges, ChunkSink, IdRange};
 use crate::format::records::CollectionEntry;
-use crate::format::tar::chunk::{BufferPool, ChunkBuilder};
+use crate::format::tar::chunk::{BufferPool, ChunkNumbering};
 use crate::format::tar::{Entry, EntryName};
 use crate::mongo;
 
@@ -87,6 +88,7 @@ pub(crate) async fn dump_collection(
     options: &super::DumpOptions,
     pool: &BufferPool,
     tx: &mpsc::Sender<Entry>,
+    readers: &Semaphore,
 ) -> Result<CollectionEntry> {
     let db = client.database(&plan.db);
     let ns = format!("{}.{}", plan.db, plan.name);
@@ -127,24 +129,26 @@ pub(crate) async fn dump_collection(
         "timeseries" => format!("system.buckets.{}", plan.name),
         _ => plan.name.clone(),
     };
+    let ranges = if plan.kind == "collection" && plan.filter.is_empty() {
+        super::split::plan_ranges(&db, &data_collection, &plan.options, options).await?
+    } else {
+        vec![IdRange::Whole]
+    };
     let collection = db.collection::<RawDocumentBuf>(&data_collection);
-    let mut cursor = collection.find(plan.filter.clone()).await.with_context(|| format!("reading {ns}"))?;
     let meter = options.progress.collection(&ns);
-    let mut chunks = ChunkBuilder::new(options.chunk_size, pool.clone(), |seq| {
-        EntryName::Chunk { db: plan.db.clone(), coll: plan.name.clone(), seq }.path()
-    });
-    while cursor.advance().await.with_context(|| format!("reading {ns}"))? {
-        let document = cursor.current().as_bytes();
-        meter.add(1, document.len() as u64);
-        if let Some(full) = chunks.push(document) {
-            send(tx, full).await?;
-        }
-    }
-    if let Some(last) = chunks.finish() {
-        send(tx, last).await?;
-    }
+    let sink = ChunkSink {
+        numbering: Mutex::new(ChunkNumbering::new(|seq| {
+            EntryName::Chunk { db: plan.db.clone(), coll: plan.name.clone(), seq }.path()
+        })),
+        tx,
+        pool,
+        meter: &meter,
+        chunk_size: options.chunk_size,
+        readers,
+    };
+    read_ranges(&collection, &plan.filter, ranges, options.parallel, &sink).await?;
     meter.finish();
-    (entry.docs, entry.bytes, entry.crc64, entry.chunks) = chunks.totals();
+    (entry.docs, entry.bytes, entry.crc64, entry.chunks) = sink.numbering.into_inner().totals();
     crate::debug!("dumped {ns}: {} documents", entry.docs);
     Ok(entry)
 }
