@@ -6,8 +6,8 @@ use std::process::Command;
 
 use age::secrecy::ExposeSecret;
 
-use crate::scripts::{restore_fresh, Setup};
 use crate::support::mongod::Mongod;
+use crate::support::setup::{restore_fresh, Setup};
 use crate::support::{assert_ok, bin, stderr_of, temp_dir};
 
 fn write_key(path: &Path, identity: &age::x25519::Identity) {

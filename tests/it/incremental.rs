@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
 
-use crate::scripts::{restore_fresh, Setup};
 use crate::support::data::{populate, shape, Writer};
 use crate::support::mongod::{block_on, Mongod, Options};
+use crate::support::setup::{restore_fresh, Setup};
 use crate::support::{assert_fails_with, assert_ok, stage, stderr_of};
 
 #[test]

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::scripts::{bin_dir_with, Setup};
 use crate::support::assert_ok;
 use crate::support::mongod::Mongod;
+use crate::support::setup::{bin_dir_with, Setup};
 
 /// `name{labels}` → value, from a textfile.
 fn read_metrics(path: &std::path::Path) -> BTreeMap<String, f64> {

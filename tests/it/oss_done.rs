@@ -8,11 +8,11 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use crate::scripts::{restore_fresh, Setup};
 use crate::support::cred_servers::CredServer;
 use crate::support::mongod::Mongod;
 use crate::support::oss_server::oss_auth::Key;
 use crate::support::oss_server::{self, OssServer};
+use crate::support::setup::{restore_fresh, Setup};
 use crate::support::{assert_ok, pseudo_random, sdk, stage, stderr_of};
 
 const MIB: usize = 1 << 20;

@@ -7,9 +7,9 @@
 use mb::format::records::Ts;
 use mongodb::bson::{doc, Document};
 
-use crate::scripts::Setup;
 use crate::support::mongod::{block_on, Mongod};
 use crate::support::oss_server;
+use crate::support::setup::Setup;
 use crate::support::{assert_ok, stderr_of};
 
 /// Transaction `k` of the writer: inserts item k, deletes item k-2 when k

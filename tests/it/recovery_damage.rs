@@ -6,8 +6,8 @@
 
 use mongodb::bson::{doc, Document};
 
-use crate::scripts::{bin_dir_with, Setup};
 use crate::support::mongod::{block_on, Mongod};
+use crate::support::setup::{bin_dir_with, Setup};
 use crate::support::{assert_ok, stderr_of, temp_dir};
 
 fn write(source: &Mongod, db: &str, n: i64) {

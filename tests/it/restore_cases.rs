@@ -10,8 +10,8 @@ use std::process::Output;
 
 use mongodb::bson::{doc, Document};
 
-use crate::scripts::{bin_dir_with, Setup};
 use crate::support::mongod::{block_on, Mongod};
+use crate::support::setup::{bin_dir_with, Setup};
 use crate::support::{assert_fails_with, assert_ok, run_with_input, stage, stderr_of, temp_dir};
 
 /// The last line of stderr.
@@ -381,6 +381,6 @@ fn a_string_that_is_not_utf8_restores() {
     .unwrap();
     assert_ok(&setup.backup());
     let (_, expected) = source.db_hash(db);
-    let (_, restored) = crate::scripts::restore_fresh(&setup, target, db, &[]);
+    let (_, restored) = crate::support::setup::restore_fresh(&setup, target, db, &[]);
     assert_eq!(restored, expected, "the strings come back byte for byte");
 }

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::scripts::{restore_fresh, Setup};
 use crate::support::mongod::Mongod;
 use crate::support::oss_server::{self, Fault, Op, OssServer};
+use crate::support::setup::{restore_fresh, Setup};
 use crate::support::{assert_ok, stderr_of};
 
 const BUCKET: &str = "db-backup";

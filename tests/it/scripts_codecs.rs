@@ -4,9 +4,9 @@
 
 use std::process::Command;
 
-use crate::scripts::{restore_fresh, Setup};
 use crate::support::data::{insert_big, populate};
 use crate::support::mongod::{block_on, Mongod};
+use crate::support::setup::{restore_fresh, Setup};
 use crate::support::{assert_ok, stderr_of};
 
 /// Sets `KEY = VALUE` in the setup's config, replacing the key's line.

@@ -9,9 +9,9 @@ use std::time::Duration;
 use mb::format::records::{Manifest, RangeRecord, Ts};
 use mongodb::bson::doc;
 
-use crate::scripts::{restore_fresh, Setup};
 use crate::support::data::{populate, Writer};
 use crate::support::mongod::{self, Mongod, Options, ReplicaSet};
+use crate::support::setup::{restore_fresh, Setup};
 use crate::support::{assert_ok, bin_dir, run_with_input, stage, stderr_of, temp_dir};
 
 /// Server sessions the server knows of (every user's), after a refresh

@@ -4,8 +4,8 @@
 
 use std::process::Output;
 
-use crate::scripts::{bin_dir_with, Setup};
 use crate::support::mongod::Mongod;
+use crate::support::setup::{bin_dir_with, Setup};
 use crate::support::{assert_ok, stderr_of};
 
 fn status(setup: &Setup, args: &[&str]) -> Output {

@@ -2,9 +2,9 @@
 //! and every fault in it named: a flipped byte in any object, a middle
 //! slice deleted (with or without its marker).
 
-use crate::scripts::Setup;
 use crate::support::mongod::Mongod;
 use crate::support::oss_server::{self, OssServer};
+use crate::support::setup::Setup;
 use crate::support::{assert_ok, stage, stderr_of};
 
 const BUCKET: &str = "db-backup";

@@ -1,5 +1,6 @@
 //! Helpers every test shares: paths of the built binaries, running a stage
-//! with stdin bytes, and the servers (`mongod`, OSS) tests start and stop.
+//! with stdin bytes, the servers (`mongod`, OSS) tests start and stop, and
+//! the backup setup the script tests share (`setup`).
 
 #![allow(dead_code)]
 
@@ -8,6 +9,7 @@ pub mod data;
 pub mod mongod;
 pub mod oss_server;
 pub mod sdk;
+pub mod setup;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
