@@ -165,7 +165,7 @@ impl Catalog {
         }
         uncommitted += objects.len() - committed.values().map(Vec::len).sum::<usize>();
         for (name, mut objects) in committed {
-            objects.sort_by_key(|object| object.key.key());
+            objects.sort_by_cached_key(|object| object.key.key());
             link(cycle_entry(&mut cycles, &name), objects);
         }
         for (name, text) in heads.iter().zip(head_texts) {

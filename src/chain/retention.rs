@@ -113,26 +113,30 @@ pub(crate) fn plan(prefix: &str, listing: &[ObjectMeta], uploads: &[PendingUploa
     }
     // Cycles in time order: by their start where a marker gives it, else by
     // when the store first got one of their objects; the name breaks ties.
-    let order = |cycle: &str| -> (i64, String) {
-        let secs = rules.starts.get(cycle).map(|ts| i64::from(ts.t)).unwrap_or_else(|| {
-            cycles[cycle]
-                .iter()
-                .filter_map(|(o, _)| {
-                    o.last_modified.as_deref().and_then(|t| crate::format::time::parse_rfc3339(t).ok())
-                })
-                .min()
-                .unwrap_or(0)
-        });
-        (secs, cycle.to_string())
-    };
+    // Computed once per cycle: a cycle of 10,000 slices has as many times to read.
+    let order: BTreeMap<&String, (i64, &String)> = cycles
+        .iter()
+        .map(|(cycle, objects)| {
+            let secs = rules.starts.get(cycle).map(|ts| i64::from(ts.t)).unwrap_or_else(|| {
+                objects
+                    .iter()
+                    .filter_map(|(o, _)| {
+                        o.last_modified.as_deref().and_then(|t| crate::format::time::parse_rfc3339(t).ok())
+                    })
+                    .min()
+                    .unwrap_or(0)
+            });
+            (cycle, (secs, cycle))
+        })
+        .collect();
     let mut by_time: Vec<&String> = complete.iter().collect();
-    by_time.sort_by_key(|c| order(c));
+    by_time.sort_by_key(|c| order[c]);
     // Cycles older than the oldest of the newest N complete ones go.
-    let cutoff = rules.keep_cycles.and_then(|n| by_time.iter().rev().nth(n.max(1) - 1)).map(|c| order(c));
+    let cutoff = rules.keep_cycles.and_then(|n| by_time.iter().rev().nth(n.max(1) - 1)).map(|c| order[c]);
     let doomed: Vec<&String> = match cutoff {
         Some(cutoff) => cycles
             .keys()
-            .filter(|c| order(c) < cutoff && Some(c.as_str()) != rules.checkpoint_cycle.as_deref())
+            .filter(|c| order[c] < cutoff && Some(c.as_str()) != rules.checkpoint_cycle.as_deref())
             .collect(),
         None => Vec::new(),
     };

@@ -368,6 +368,11 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Re
     serde_json::from_str(text.trim()).with_context(|| format!("{what} is not a valid record"))
 }
 
+/// Reads one JSON record from a file (`-`: stdin), called `what` in errors.
+pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    read_json(crate::cli::io::open_input(Some(path))?, what)
+}
+
 /// Reads a range record (a file, or `-` for stdin) and checks its format tag.
 pub(crate) fn read_range(path: &std::path::Path) -> Result<RangeRecord> {
     let what = if crate::cli::io::is_std(Some(path)) {
@@ -375,7 +380,7 @@ pub(crate) fn read_range(path: &std::path::Path) -> Result<RangeRecord> {
     } else {
         format!("range record {}", path.display())
     };
-    let record: RangeRecord = read_json(crate::cli::io::open_input(Some(path))?, &what)?;
+    let record: RangeRecord = read_json_file(path, &what)?;
     if record.format != RANGE_FORMAT {
         bail!("range record has format {:?}, expected {:?}", record.format, RANGE_FORMAT);
     }

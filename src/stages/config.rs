@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::usage;
+use crate::format::records::read_json_file;
 use crate::settings::config::{key_prefix, known_key, Config, Key};
 use crate::settings::restore_target::{restore_target, Asked};
 
@@ -159,8 +160,7 @@ pub fn run() -> Result<()> {
         }
         Command::Prefix { config } => vec![key_prefix(&Config::load(&config)?.databases())],
         Command::Field { each: false, record, names } => {
-            let what = record.display().to_string();
-            fields(&crate::format::records::read_json(crate::cli::io::open_input(Some(&record))?, &what)?, &names)
+            fields(&read_json_file(&record, &record.display().to_string())?, &names)
         }
         Command::Field { each: true, record, names } => {
             let mut lines = Vec::new();
@@ -177,13 +177,7 @@ pub fn run() -> Result<()> {
             }
             lines
         }
-        Command::Window { record } => {
-            let what = record.display().to_string();
-            window::window_lines(&crate::format::records::read_json(
-                crate::cli::io::open_input(Some(&record))?,
-                &what,
-            )?)?
-        }
+        Command::Window { record } => window::window_lines(&read_json_file(&record, &record.display().to_string())?)?,
         Command::Check(args) => check::run(&args)?,
         Command::Metrics(args) => metrics::run(&args)?,
         Command::Generate(args) => generate::run(&args)?,

@@ -33,7 +33,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::chain::checkpoint;
 use crate::chain::layout::{cycle_name, ObjectKey};
@@ -244,8 +244,7 @@ fn new_cycle_reason(args: &Args, state: &State, databases: &[String], prefix: &s
 
 fn read_file<T: serde::de::DeserializeOwned>(path: Option<&Path>, flag: &str) -> Result<T> {
     let path = path.ok_or_else(|| usage(format!("needs {flag}")))?;
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    records::read_json(file, &path.display().to_string())
+    records::read_json_file(path, &path.display().to_string())
 }
 
 fn commit(args: &Args) -> Result<()> {

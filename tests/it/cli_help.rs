@@ -4,21 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{bin, bin_dir, stderr_of};
+use crate::support::{bin, bin_dir, stderr_of, BINARIES};
 
-const BINARIES: [&str; 9] = [
-    "mb-apply",
-    "mb-config",
-    "mb-crypt",
-    "mb-dump",
-    "mb-oplog-range",
-    "mb-oss-get",
-    "mb-oss-put",
-    "mb-oss-rm",
-    "mb-pack",
-];
-
-const SCRIPTS: [&str; 7] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status", "demo", "install"];
+/// Scripts a user runs besides the operator's (`support::SCRIPTS`).
+const OTHER_SCRIPTS: [&str; 2] = ["demo", "install"];
 
 fn script(name: &str) -> Command {
     let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name));
@@ -32,7 +21,7 @@ fn programs() -> Vec<(String, Box<dyn Fn() -> Command>)> {
     for name in BINARIES {
         all.push((name.to_string(), Box::new(move || Command::new(bin(name)))));
     }
-    for name in SCRIPTS {
+    for name in crate::support::SCRIPTS.into_iter().chain(OTHER_SCRIPTS) {
         all.push((name.to_string(), Box::new(move || script(name))));
     }
     all
@@ -75,7 +64,7 @@ fn a_misspelled_flag_is_one_line_naming_it_exit_2() {
     for (name, command) in programs() {
         let mut command = command();
         let config = tempfile::NamedTempFile::new().unwrap();
-        if ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status"].contains(&name.as_str()) {
+        if crate::support::SCRIPTS.contains(&name.as_str()) {
             command.arg(config.path());
         }
         let output = command.arg("--util").output().unwrap();

@@ -6,20 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{bin_dir, stderr_of, temp_dir};
-
-const BINARIES: [&str; 9] = [
-    "mb-apply",
-    "mb-config",
-    "mb-crypt",
-    "mb-dump",
-    "mb-oplog-range",
-    "mb-oss-get",
-    "mb-oss-put",
-    "mb-oss-rm",
-    "mb-pack",
-];
-const SCRIPTS: [&str; 5] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status"];
+use crate::support::{bin_dir, stderr_of, temp_dir, BINARIES, SCRIPTS};
 
 /// Every file an install holds, relative to its prefix.
 fn expected() -> BTreeSet<String> {

@@ -179,6 +179,5 @@ fn write_markers(dir: &Path, plan: &plan::Plan<'_>) -> Result<()> {
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    let input = crate::cli::io::open_input(Some(path))?;
-    records::read_json(input, &format!("{what} {}", path.display()))
+    records::read_json_file(path, &format!("{what} {}", path.display()))
 }

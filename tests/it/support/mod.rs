@@ -15,6 +15,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Every `mb-*` binary.
+pub const BINARIES: [&str; 9] = [
+    "mb-apply",
+    "mb-config",
+    "mb-crypt",
+    "mb-dump",
+    "mb-oplog-range",
+    "mb-oss-get",
+    "mb-oss-put",
+    "mb-oss-rm",
+    "mb-pack",
+];
+
+/// The operator's scripts: each takes a CONFIG first.
+pub const SCRIPTS: [&str; 5] = ["mb-backup", "mb-restore", "mb-verify", "mb-prune", "mb-status"];
+
 /// Path of a built `mb-*` binary.
 pub fn bin(name: &str) -> PathBuf {
     match name {

@@ -140,17 +140,7 @@ pub fn restore_fresh(setup: &Setup, target: &Mongod, db: &str, extra: &[&str]) -
 /// may call "$real" "$@") and every other stage is the real one.
 pub fn bin_dir_with(stage: &str, wrapper: &str) -> tempfile::TempDir {
     let dir = temp_dir();
-    for name in [
-        "mb-oplog-range",
-        "mb-dump",
-        "mb-pack",
-        "mb-oss-put",
-        "mb-oss-get",
-        "mb-oss-rm",
-        "mb-apply",
-        "mb-config",
-        "mb-crypt",
-    ] {
+    for name in super::BINARIES {
         let path = dir.path().join(name);
         if name == stage {
             let script = format!("#!/usr/bin/env bash\nreal={}\n{wrapper}\n", bin(name).display());
