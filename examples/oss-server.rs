@@ -11,7 +11,8 @@
 //! BUCKET/PREFIX:CYCLES:OBJECTS` stores a synthetic chain first: CYCLES
 //! cycles of OBJECTS small committed objects each (a full backup and
 //! slices), with their `mb-marker/2` markers and head records, for timing
-//! the catalog (`scripts/bench-catalog`).
+//! the catalog (`scripts/bench-catalog`). `--log-bytes FILE` keeps the
+//! object bytes sent in GET answers so far in FILE (`scripts/bench-selective`).
 
 #[path = "../tests/it/support/oss_server.rs"]
 mod oss_server;
@@ -25,6 +26,7 @@ fn main() {
     let mut region = String::from("cn-hangzhou");
     let mut v4_only = false;
     let mut fills = Vec::new();
+    let mut log_bytes = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
@@ -35,6 +37,7 @@ fn main() {
             "--region" => region = value("--region"),
             "--v4-only" => v4_only = true,
             "--fill-chain" => fills.push(value("--fill-chain")),
+            "--log-bytes" => log_bytes = Some(value("--log-bytes")),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -55,8 +58,18 @@ fn main() {
     }
     println!("{}", server.endpoint());
     let _ = std::io::stdout().flush();
+    let mut logged = None;
     loop {
-        std::thread::park();
+        let Some(path) = &log_bytes else {
+            std::thread::park();
+            continue;
+        };
+        let served = server.bytes_served();
+        if logged != Some(served) {
+            std::fs::write(path, format!("{served}\n")).unwrap_or_else(|e| usage(&format!("--log-bytes {path}: {e}")));
+            logged = Some(served);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

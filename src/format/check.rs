@@ -83,12 +83,15 @@ pub(crate) fn check_chain(header: &Header, chain_end: Option<Ts>, archives_read:
 }
 
 /// The stream as read matches its manifest: every namespace's counts, bytes,
-/// CRC-64 and chunks, its metadata, and the oplog's.
+/// CRC-64 and chunks, its metadata, and the oplog's. A collection the restore
+/// leaves out (`wanted` says no) may be absent: a selective read of a
+/// seekable object skips its blocks; if present, it is checked all the same.
 pub(crate) fn check_manifest(
     kind: Kind,
     tallies: &BTreeMap<String, Tally>,
     oplog: &Tally,
     manifest: &Manifest,
+    wanted: &dyn Fn(&str, &str) -> bool,
 ) -> Result<()> {
     if manifest.kind != kind {
         return Err(integrity("the manifest's kind differs from the header's"));
@@ -110,8 +113,8 @@ pub(crate) fn check_manifest(
             _ => {}
         }
     }
-    for ns in listed.keys() {
-        if !tallies.contains_key(ns) {
+    for (ns, entry) in &listed {
+        if !tallies.contains_key(ns) && wanted(&entry.db, &entry.name) {
             return Err(integrity(format!("{ns} is in the manifest but missing from the stream")));
         }
     }

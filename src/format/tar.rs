@@ -9,6 +9,7 @@
 
 pub(crate) mod bson_check;
 pub(crate) mod chunk;
+pub(crate) mod parts;
 pub(crate) mod read;
 
 use std::io::Write;

@@ -357,7 +357,8 @@ impl<'a> Restore<'a> {
         if !current.data_done {
             finish_data(&mut self.tasks, &mut self.record, &mut current, &self.target, self.options).await?;
         }
-        check_manifest(current.header.kind, &current.tallies, &current.oplog, &manifest)?;
+        let wanted = |db: &str, coll: &str| self.ns_map.map(db, coll).is_some();
+        check_manifest(current.header.kind, &current.tallies, &current.oplog, &manifest, &wanted)?;
         if let Some(replayer) = &mut self.replayer {
             replayer.flush().await?;
         }

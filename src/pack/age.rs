@@ -85,6 +85,23 @@ fn load_identities(identity_files: &[PathBuf]) -> Result<Identities> {
 fn open<R: Read>(identities: &Identities, input: R) -> Result<age::stream::StreamReader<BufReader<R>>> {
     let decryptor = age::Decryptor::new_buffered(BufReader::new(input))
         .map_err(|e| crate::cli::integrity(format!("a bad age header: {e}")))?;
+    unlock(identities, decryptor)
+}
+
+/// The plaintext of a seekable age stream, positioned by the caller: the
+/// header is read with exact reads, so `input` stays where the payload
+/// starts, and age maps each plaintext position to its 64 KiB chunk.
+pub(crate) fn open_seekable<R: Read + io::Seek>(
+    identity_files: &[PathBuf],
+    input: R,
+) -> Result<age::stream::StreamReader<R>> {
+    let identities = load_identities(identity_files)?;
+    let decryptor = age::Decryptor::new(input).map_err(|e| crate::cli::integrity(format!("a bad age header: {e}")))?;
+    unlock(&identities, decryptor)
+}
+
+/// Opens the payload with one of `identities`, saying which failure it was.
+fn unlock<R: Read>(identities: &Identities, decryptor: age::Decryptor<R>) -> Result<age::stream::StreamReader<R>> {
     match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
         Ok(reader) => Ok(reader),
         Err(age::DecryptError::NoMatchingKeys) => {

@@ -17,6 +17,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use anyhow::{anyhow, Context, Result};
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
+use super::seekable::is_skippable_magic;
 use super::{read_full, WriterGone};
 use crate::cli::integrity;
 
@@ -114,8 +115,16 @@ fn inflate_all(source: &mut Source, sink: &mut Sink<'_>) -> Result<DecompressSum
             break;
         };
         let mut magic = vec![Some(first), source.byte()?];
-        if magic[..2] == [Some(zstd_frame::MAGIC[0]), Some(zstd_frame::MAGIC[1])] {
+        let skippable_start = first & 0xf0 == 0x50 && magic[1] == Some(0x2a);
+        if magic[..2] == [Some(zstd_frame::MAGIC[0]), Some(zstd_frame::MAGIC[1])] || skippable_start {
             magic.extend([source.byte()?, source.byte()?]);
+        }
+        if let [Some(a), Some(b), Some(c), Some(d)] = magic[..] {
+            if is_skippable_magic([a, b, c, d]) {
+                // A seekable object's block index: no data, skipped as zstd -d does.
+                skip_frame(source)?;
+                continue;
+            }
         }
         let is_prefix = |of: &[u8]| magic.iter().flatten().eq(of.iter().take(magic.iter().flatten().count()));
         if magic.iter().flatten().eq(zstd_frame::MAGIC.iter()) {
@@ -143,6 +152,26 @@ fn inflate_all(source: &mut Source, sink: &mut Sink<'_>) -> Result<DecompressSum
         bytes_out += inflate_member(&mut z, source, sink, members)?;
     }
     Ok(DecompressSummary { bytes_in: source.position(), bytes_out, members })
+}
+
+/// Skips a zstd skippable frame whose magic was read: a 4-byte length, then that many bytes.
+fn skip_frame(source: &mut Source) -> Result<()> {
+    let mut len = [0u8; 4];
+    for byte in &mut len {
+        *byte = source.byte()?.ok_or_else(|| integrity(zstd_frame::TRUNCATED))?;
+    }
+    let mut left = u64::from(u32::from_le_bytes(len));
+    while left > 0 {
+        source.fill()?;
+        let available = source.available().len() as u64;
+        if available == 0 {
+            return Err(integrity(zstd_frame::TRUNCATED));
+        }
+        let n = available.min(left);
+        source.consume(n as usize);
+        left -= n;
+    }
+    Ok(())
 }
 
 /// Reads the rest of a member header (after the magic), checking what it can.

@@ -1,16 +1,21 @@
-//! The codecs: zstd and parallel gzip compression, and checked decompression
-//! of either, behind `mb-pack`; the age format behind `mb-crypt`.
+//! The codecs: zstd and parallel gzip compression, seekable zstd (blocks per
+//! part of an `mb-tar/1` stream, with a block index), and checked
+//! decompression of any of them, behind `mb-pack`; the age format behind
+//! `mb-crypt`.
 //!
 //! The stage (`src/stages/pack.rs`) parses flags and opens the files; this
-//! room only turns bytes into bytes.
+//! room turns bytes into bytes, reading the tar stream's framing (`format`)
+//! only to know where its parts begin.
 
 pub mod age;
 mod compress;
 mod decompress;
+pub mod seekable;
 mod zstd_compress;
 
 pub use compress::{compress, CompressOptions};
 pub use decompress::{decompress, DecompressOptions};
+pub use seekable::compress_seekable;
 pub use zstd_compress::{compress_zstd, ZstdOptions, MAX_LEVEL as ZSTD_MAX_LEVEL};
 
 /// The compressed formats mb-pack writes (it reads both whatever this says).

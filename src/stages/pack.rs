@@ -11,7 +11,9 @@ use clap::Parser;
 use crate::cli::io::{create_output_file, open_input_file};
 use crate::cli::progress::{Counted, Layout, ProgressArgs, Reporter};
 use crate::cli::{self, usage};
-use crate::pack::{compress, compress_zstd, decompress, Codec, CompressOptions, DecompressOptions, ZstdOptions};
+use crate::pack::{
+    compress, compress_seekable, compress_zstd, decompress, Codec, CompressOptions, DecompressOptions, ZstdOptions,
+};
 
 /// zstd- or gzip-compress stdin to stdout on all cores, or decompress with -d.
 ///
@@ -30,6 +32,15 @@ use crate::pack::{compress, compress_zstd, decompress, Codec, CompressOptions, D
 /// does), so the output is one ordinary gzip member that any gzip reader
 /// accepts. At most about 2 x threads blocks are in memory. `-1` .. `-9` set
 /// the level, as in gzip; --gzip is mongodump's name for --codec gzip.
+///
+/// --seekable (zstd, for mb-tar/1 streams, which mb-backup writes): a new
+/// zstd frame wherever the header, a collection's entries, the oplog or the
+/// manifest begin, and every 8MiB, compressed one per thread; then the block
+/// index (mb-index/1) in zstd skippable frames at the end. `zstd -d` and `tar
+/// --zstd` read it as before; `mb-oss-get --ns-include` reads only the
+/// blocks some collections need (docs/FORMAT.md). Input that is not an
+/// mb-tar/1 stream is refused (exit 3); one cut short (its writer failed) is
+/// compressed as it came, as any compressor does.
 ///
 /// With -d, decompresses gzip and zstd, telling them apart by their magic
 /// bytes at the start of every member: concatenated members (`cat a.gz b.zst`)
@@ -66,6 +77,10 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with_all = ["codec", "decompress"])]
     pub gzip: bool,
 
+    /// zstd: independent blocks per collection and a block index (mb-tar/1 input).
+    #[arg(long, conflicts_with_all = ["decompress", "gzip"])]
+    pub seekable: bool,
+
     /// Compression level: zstd 1 to 19 [default: 3], gzip 1 to 9 [default: 6].
     #[arg(short, long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=crate::pack::ZSTD_MAX_LEVEL as i64),
@@ -94,6 +109,8 @@ const EXAMPLES: &str = "Examples:
   mb-dump --db shop | mb-pack > shop.tar.zst
   # gzip at level 9 into a file (a partial file is removed on failure):
   mb-pack --codec gzip -9 -o shop.tar.gz shop.tar
+  # A dump as seekable zstd: one collection can later be read alone:
+  mb-dump --db shop | mb-pack --seekable > shop.tar.zst
   # Decompress whatever it is (gzip, zstd, or both concatenated):
   mb-pack -d shop.tar.zst > shop.tar";
 
@@ -108,6 +125,9 @@ pub fn run() -> anyhow::Result<()> {
     let input_name = display_name(args.input.as_deref(), "stdin");
     let output_name = display_name(args.output.as_deref(), "stdout");
     let to_file = !cli::io::is_std(args.output.as_deref());
+    if args.seekable && args.codec != Codec::Zstd {
+        return Err(usage("--seekable writes zstd frames: drop --codec gzip"));
+    }
     if args.codec == Codec::Gzip && args.level.is_some_and(|l| l > 9) {
         return Err(usage("gzip levels are 1 to 9"));
     }
@@ -131,7 +151,8 @@ pub fn run() -> anyhow::Result<()> {
             .with_context(|| format!("decompressing {input_name}"))
     } else if args.codec == Codec::Zstd {
         let opts = ZstdOptions { level: args.level.unwrap_or(3), threads, input_name: input_name.clone(), output_name };
-        compress_zstd(input, &mut output, &opts)
+        let compress = if args.seekable { compress_seekable } else { compress_zstd };
+        compress(input, &mut output, &opts)
             .map(|s| crate::debug!("compressed {} bytes to {} bytes of zstd", s.bytes_in, s.bytes_out))
             .with_context(|| format!("compressing {input_name}"))
     } else {

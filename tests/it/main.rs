@@ -33,6 +33,7 @@ mod roundtrip;
 mod scripts;
 mod scripts_codecs;
 mod secondary;
+mod selective;
 mod stage_cases;
 mod status;
 mod verify;

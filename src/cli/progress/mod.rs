@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use self::counted::Counted;
 pub(crate) use self::interval::{parse_interval, Interval, ProgressArgs};
-pub(crate) use self::line::Layout;
+pub(crate) use self::line::{size as human_size, Layout};
 use self::line::{Item, Reading, Totals, View};
 pub use self::terminal::message;
 use super::{usage, verbosity};

@@ -161,6 +161,7 @@ struct State {
     max_keys: usize,
     clock_offset: i64,
     requests: Vec<String>,
+    bytes_served: u64,
     next_id: u64,
     expired_refusals: usize,
     restore_polls: u32,
@@ -195,6 +196,7 @@ impl OssServer {
             max_keys: 1000,
             clock_offset: 0,
             requests: Vec::new(),
+            bytes_served: 0,
             next_id: 1,
             expired_refusals: 0,
             restore_polls: 2,
@@ -357,9 +359,16 @@ impl OssServer {
         self.lock().requests.clone()
     }
 
-    /// Forgets the request log.
+    /// Forgets the request log and the bytes served.
     pub fn clear_requests(&self) {
-        self.lock().requests.clear();
+        let mut state = self.lock();
+        state.requests.clear();
+        state.bytes_served = 0;
+    }
+
+    /// Object bytes sent in GET answers since the start or `clear_requests`.
+    pub fn bytes_served(&self) -> u64 {
+        self.lock().bytes_served
     }
 }
 
@@ -704,6 +713,9 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
                     *value = value.parse::<u64>().map(|v| (v ^ 0x5555).to_string()).unwrap_or_default();
                 }
             }
+        }
+        if let Some((_, start, end)) = &response.data {
+            state.lock().unwrap_or_else(|e| e.into_inner()).bytes_served += (end - start) as u64;
         }
         let close = request.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let cut = matches!(fault, Some(Fault::Reset) | Some(Fault::Truncate)) && request.method == "GET";

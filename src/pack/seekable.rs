@@ -1,0 +1,164 @@
+//! Seekable zstd: an `mb-tar/1` stream compressed as independent zstd frames,
+//! a new frame wherever another part of the stream begins (the header, a
+//! collection's entries, the oplog, the manifest) and at most about
+//! [`BLOCK_TARGET`] of input per frame, followed by a trailer holding the
+//! block index (`mb-index/1`) in zstd skippable frames.
+//!
+//! Concatenated frames are one valid zstd stream, and decoders skip skippable
+//! frames, so `zstd -d` and `tar --zstd` read the object as before; a restore
+//! of a few collections reads the trailer, then only their frames (see
+//! `mb-oss-get --ns-include`).
+//!
+//! Frames are compressed on `threads` workers, each frame on one, and written
+//! in input order, so the bytes depend only on the input and level. At most
+//! about 2 x threads blocks are in memory.
+
+use std::io::{Read, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Context, Result};
+
+use super::compress::CompressSummary;
+use super::{WriterGone, ZstdOptions};
+use crate::crc64::checksum;
+use crate::format::block_index::{Block, BlockIndex, Part, INDEX_FORMAT};
+use crate::format::tar::parts::PartReader;
+
+mod trailer;
+
+pub(crate) use trailer::is_skippable_magic;
+pub use trailer::{read_index, Footer, FOOTER_LEN};
+
+/// Input bytes per frame: a part longer than this gets several frames. Large
+/// enough that the ratio is within a fraction of a percent of one frame, small
+/// enough that a restore skips what it does not need at a fine grain.
+pub const BLOCK_TARGET: usize = 8 << 20;
+
+/// A block's input, and where its frame goes.
+type Job = (Vec<u8>, SyncSender<Result<Vec<u8>>>);
+
+/// A block on its way to the writer: what it holds, and its frame to come.
+struct Slot {
+    part: Part,
+    raw: u64,
+    frame: Receiver<Result<Vec<u8>>>,
+}
+
+/// Compresses an `mb-tar/1` stream to seekable zstd.
+pub fn compress_seekable(
+    input: Box<dyn Read + Send>,
+    output: &mut (dyn Write + Send),
+    opts: &ZstdOptions,
+) -> Result<CompressSummary> {
+    let threads = opts.threads.clamp(1, 256);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
+    let job_rx = Mutex::new(job_rx);
+    let (slot_tx, slot_rx) = mpsc::sync_channel::<Option<Slot>>(2 * threads);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| compress_jobs(&job_rx, opts.level));
+        }
+        let writer = scope.spawn(move || write_frames(slot_rx, output, &opts.output_name));
+        let read = cut_blocks(input, &job_tx, &slot_tx, &opts.input_name);
+        drop(job_tx);
+        // Only a stream read to its end gets a trailer: `None` says so.
+        let read = read.and_then(|bytes_in| slot_tx.send(None).map(|()| bytes_in).map_err(|_| WriterGone.into()));
+        drop(slot_tx);
+        let written = writer.join().unwrap_or_else(|_| Err(anyhow!("writer thread panicked")));
+        match read {
+            Err(e) if e.is::<WriterGone>() => written.and(Err(e)),
+            Err(e) => Err(e),
+            Ok(bytes_in) => written.map(|bytes_out| CompressSummary { bytes_in, bytes_out }),
+        }
+    })
+}
+
+/// Reads entries, groups them into blocks, hands each to the workers and its
+/// slot to the writer; returns the bytes read.
+fn cut_blocks(
+    input: Box<dyn Read + Send>,
+    jobs: &SyncSender<Job>,
+    slots: &SyncSender<Option<Slot>>,
+    input_name: &str,
+) -> Result<u64> {
+    let mut reader = PartReader::new(std::io::BufReader::with_capacity(1 << 20, input));
+    let mut block: Option<(Part, Vec<u8>)> = None;
+    let mut bytes_in = 0u64;
+    let send = |part: Part, data: Vec<u8>| -> Result<()> {
+        let (reply, frame) = mpsc::sync_channel(1);
+        let raw = data.len() as u64;
+        slots.send(Some(Slot { part, raw, frame })).map_err(|_| WriterGone)?;
+        jobs.send((data, reply)).map_err(|_| WriterGone)?;
+        Ok(())
+    };
+    while let Some(entry) = reader.next_entry().with_context(|| format!("reading {input_name}"))? {
+        bytes_in += entry.bytes.len() as u64;
+        block = match (block.take(), entry.part) {
+            // A zero block ends an archive: it stays with what came before.
+            (Some((part, mut data)), None) => {
+                data.extend_from_slice(&entry.bytes);
+                Some((part, data))
+            }
+            (None, None) => Some((Part::Header, entry.bytes)),
+            (Some((part, mut data)), Some(next)) if part == next && data.len() + entry.bytes.len() <= BLOCK_TARGET => {
+                data.extend_from_slice(&entry.bytes);
+                Some((part, data))
+            }
+            (previous, Some(next)) => {
+                if let Some((part, data)) = previous {
+                    send(part, data)?;
+                }
+                Some((next, entry.bytes))
+            }
+        };
+    }
+    if reader.cut_short() {
+        // As any compressor: what came is kept; the stage before says why it stopped.
+        crate::debug!("{input_name} ended inside a tar entry; compressed as it is");
+    }
+    // An empty input (a dump that failed first) is one empty frame, as plain zstd writes.
+    let (part, data) = block.unwrap_or((Part::Header, Vec::new()));
+    send(part, data)?;
+    Ok(bytes_in)
+}
+
+/// A worker: compresses blocks into frames with a content checksum.
+fn compress_jobs(jobs: &Mutex<Receiver<Job>>, level: u32) {
+    let mut compressor = zstd::bulk::Compressor::new(level as i32)
+        .and_then(|mut c| c.include_checksum(true).map(|()| c))
+        .map_err(|e| anyhow!("starting zstd: {e}"));
+    loop {
+        let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+        let Ok((data, reply)) = job else { return };
+        let frame = match &mut compressor {
+            Ok(c) => c.compress(&data).map_err(|e| anyhow!("zstd: {e}")),
+            Err(e) => Err(anyhow!("{e}")),
+        };
+        let _ = reply.send(frame);
+    }
+}
+
+/// Writes frames in input order, then the trailer; returns the bytes written.
+fn write_frames(slots: Receiver<Option<Slot>>, output: &mut (dyn Write + Send), name: &str) -> Result<u64> {
+    let mut blocks = Vec::new();
+    let mut offset = 0u64;
+    for slot in slots {
+        let Some(slot) = slot else {
+            let index = BlockIndex { format: INDEX_FORMAT.into(), codec: "zstd".into(), blocks };
+            let trailer = trailer::encode(&index, offset)?;
+            output.write_all(&trailer).and_then(|()| output.flush()).with_context(|| format!("writing {name}"))?;
+            return Ok(offset + trailer.len() as u64);
+        };
+        let frame = slot.frame.recv().map_err(|_| anyhow!("a zstd worker stopped"))??;
+        output.write_all(&frame).with_context(|| format!("writing {name}"))?;
+        let len = frame.len() as u64;
+        blocks.push(Block { offset, len, raw: slot.raw, crc64: checksum(&frame), part: slot.part });
+        offset += len;
+    }
+    // The reader stopped before the end: its error is the one to report.
+    Err(WriterGone.into())
+}
+
+#[cfg(test)]
+mod tests;
