@@ -17,6 +17,7 @@
 //!   decoding, as `mb-dump` reads), N collections at once; prints
 //!   `{"bytes":..,"docs":..,"seconds":..,"parallel":N}`: the server's own limit
 //!   for a dump on this machine.
+//! - `count --uri U --db D --collection C`: prints `{"count": N}`, the documents in D.C.
 //! - `workload --uri U --db D --ops N [--collection C]`: about N single-document
 //!   writes (oplog entries) on C: 40% updates, 40% inserts, 20% deletes, in
 //!   bulk commands; prints the counts as JSON.
@@ -93,6 +94,15 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         parallel: usize,
     },
+    /// The documents in DB.COLLECTION, as {"count": N}.
+    Count {
+        #[arg(long)]
+        uri: String,
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        collection: String,
+    },
     /// About OPS writes (updates, inserts, deletes) to make oplog.
     Workload {
         #[arg(long)]
@@ -128,6 +138,12 @@ async fn main() -> Result<()> {
             generate_shop(&uri, &db, size_mb, seed, to_stdout).await
         }
         Command::Drain { uri, db, parallel } => drain(&uri, &db, parallel).await,
+        Command::Count { uri, db, collection } => {
+            let count =
+                client(&uri).await?.database(&db).collection::<Document>(&collection).count_documents(doc! {}).await?;
+            println!("{}", serde_json::json!({ "count": count }));
+            Ok(())
+        }
         Command::Workload { uri, db, ops, collection } => workload(&uri, &db, ops, &collection).await,
         Command::BulkWorkload { uri, db, ops, seed } => {
             replay::bulk_workload(&client(&uri).await?, &db, ops, seed).await
