@@ -32,7 +32,7 @@ pub enum Part {
     Manifest,
 }
 
-/// One independently decodable block: a zstd frame of whole tar entries.
+/// One independently decodable block: a zstd frame or gzip member of whole tar entries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// Offset of its first compressed byte in the object.
@@ -53,7 +53,7 @@ pub struct Block {
 pub struct BlockIndex {
     /// Always [`INDEX_FORMAT`].
     pub format: String,
-    /// `zstd`: each block is one zstd frame.
+    /// `zstd`: each block is one zstd frame; `gzip`: one gzip member.
     pub codec: String,
     /// Every block of the object, contiguous from offset 0.
     pub blocks: Vec<Block>,
@@ -68,7 +68,7 @@ impl BlockIndex {
         if index.format != INDEX_FORMAT {
             return Err(integrity(format!("block index of unknown format {:?}", index.format)));
         }
-        if index.codec != "zstd" {
+        if index.codec != "zstd" && index.codec != "gzip" {
             return Err(integrity(format!("block index of unknown codec {:?}", index.codec)));
         }
         let mut next = 0u64;

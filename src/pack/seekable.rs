@@ -1,15 +1,17 @@
-//! Seekable zstd: an `mb-tar/1` stream compressed as independent zstd frames,
-//! a new frame wherever another part of the stream begins (the header, a
-//! collection's entries, the oplog, the manifest) and at most about
-//! [`BLOCK_TARGET`] of input per frame, followed by a trailer holding the
-//! block index (`mb-index/1`) in zstd skippable frames.
+//! Seekable objects: an `mb-tar/1` stream compressed as independent blocks
+//! (zstd frames, or gzip members), a new one wherever another part of the
+//! stream begins (the header, a collection's entries, the oplog, the
+//! manifest) and at most about [`BLOCK_TARGET`] of input per block, followed
+//! by a trailer holding the block index (`mb-index/1`): in zstd skippable
+//! frames, or in the comment and extra field of empty gzip members.
 //!
-//! Concatenated frames are one valid zstd stream, and decoders skip skippable
-//! frames, so `zstd -d` and `tar --zstd` read the object as before; a restore
-//! of a few collections reads the trailer, then only their frames (see
-//! `mb-oss-get --ns-include`).
+//! Concatenated frames (members) are one valid zstd (gzip) stream, and
+//! decoders skip what the trailer is, so `zstd -d`, `gzip -d`, `tar` and older
+//! `mb-pack -d` (gzip) read the object as before; a restore of a few
+//! collections reads the trailer, then only their blocks (see `mb-oss-get
+//! --ns-include`).
 //!
-//! Frames are compressed on `threads` workers, each frame on one, and written
+//! Blocks are compressed on `threads` workers, each block on one, and written
 //! in input order, so the bytes depend only on the input and level. At most
 //! about 2 x threads blocks are in memory.
 
@@ -20,7 +22,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, Context, Result};
 
 use super::compress::CompressSummary;
-use super::{WriterGone, ZstdOptions};
+use super::{Codec, WriterGone};
 use crate::crc64::checksum;
 use crate::format::block_index::{Block, BlockIndex, Part, INDEX_FORMAT};
 use crate::format::tar::parts::PartReader;
@@ -28,7 +30,22 @@ use crate::format::tar::parts::PartReader;
 mod trailer;
 
 pub(crate) use trailer::is_skippable_magic;
-pub use trailer::{read_index, Footer, FOOTER_LEN};
+pub use trailer::{read_index, Footer, MAX_FOOTER_LEN};
+
+/// How to compress a seekable object.
+#[derive(Debug, Clone)]
+pub struct SeekableOptions {
+    /// zstd frames or gzip members.
+    pub codec: Codec,
+    /// The codec's level: zstd 1..=19, gzip 1..=9.
+    pub level: u32,
+    /// Compressing threads, at least 1.
+    pub threads: usize,
+    /// The input's name in error messages (`stdin` or a path).
+    pub input_name: String,
+    /// The output's name in error messages (`stdout` or a path).
+    pub output_name: String,
+}
 
 /// Input bytes per frame: a part longer than this gets several frames. Large
 /// enough that the ratio is within a fraction of a percent of one frame, small
@@ -45,11 +62,11 @@ struct Slot {
     frame: Receiver<Result<Vec<u8>>>,
 }
 
-/// Compresses an `mb-tar/1` stream to seekable zstd.
+/// Compresses an `mb-tar/1` stream to a seekable object.
 pub fn compress_seekable(
     input: Box<dyn Read + Send>,
     output: &mut (dyn Write + Send),
-    opts: &ZstdOptions,
+    opts: &SeekableOptions,
 ) -> Result<CompressSummary> {
     let threads = opts.threads.clamp(1, 256);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
@@ -57,9 +74,9 @@ pub fn compress_seekable(
     let (slot_tx, slot_rx) = mpsc::sync_channel::<Option<Slot>>(2 * threads);
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| compress_jobs(&job_rx, opts.level));
+            scope.spawn(|| compress_jobs(&job_rx, opts.codec, opts.level));
         }
-        let writer = scope.spawn(move || write_frames(slot_rx, output, &opts.output_name));
+        let writer = scope.spawn(move || write_frames(slot_rx, output, opts.codec, &opts.output_name));
         let read = cut_blocks(input, &job_tx, &slot_tx, &opts.input_name);
         drop(job_tx);
         // Only a stream read to its end gets a trailer: `None` says so.
@@ -123,34 +140,54 @@ fn cut_blocks(
     Ok(bytes_in)
 }
 
-/// A worker: compresses blocks into frames with a content checksum.
-fn compress_jobs(jobs: &Mutex<Receiver<Job>>, level: u32) {
-    let mut compressor = zstd::bulk::Compressor::new(level as i32)
-        .and_then(|mut c| c.include_checksum(true).map(|()| c))
-        .map_err(|e| anyhow!("starting zstd: {e}"));
+/// A worker: compresses blocks into zstd frames with a content checksum, or gzip members.
+fn compress_jobs(jobs: &Mutex<Receiver<Job>>, codec: Codec, level: u32) {
+    let mut zstd = match codec {
+        Codec::Zstd => Some(
+            zstd::bulk::Compressor::new(level as i32)
+                .and_then(|mut c| c.include_checksum(true).map(|()| c))
+                .map_err(|e| anyhow!("starting zstd: {e}")),
+        ),
+        Codec::Gzip => None,
+    };
     loop {
         let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
         let Ok((data, reply)) = job else { return };
-        let frame = match &mut compressor {
-            Ok(c) => c.compress(&data).map_err(|e| anyhow!("zstd: {e}")),
-            Err(e) => Err(anyhow!("{e}")),
+        let block = match &mut zstd {
+            Some(Ok(c)) => c.compress(&data).map_err(|e| anyhow!("zstd: {e}")),
+            Some(Err(e)) => Err(anyhow!("{e}")),
+            None => gzip_member(&data, level),
         };
-        let _ = reply.send(frame);
+        let _ = reply.send(block);
     }
 }
 
-/// Writes frames in input order, then the trailer; returns the bytes written.
-fn write_frames(slots: Receiver<Option<Slot>>, output: &mut (dyn Write + Send), name: &str) -> Result<u64> {
+/// One gzip member of `data`, its header without a time or name so the
+/// bytes depend only on the input and level.
+fn gzip_member(data: &[u8], level: u32) -> Result<Vec<u8>> {
+    let mut encoder =
+        flate2::GzBuilder::new().write(Vec::with_capacity(data.len() / 2), flate2::Compression::new(level));
+    encoder.write_all(data)?;
+    Ok(encoder.finish()?)
+}
+
+/// Writes blocks in input order, then the trailer; returns the bytes written.
+fn write_frames(
+    slots: Receiver<Option<Slot>>,
+    output: &mut (dyn Write + Send),
+    codec: Codec,
+    name: &str,
+) -> Result<u64> {
     let mut blocks = Vec::new();
     let mut offset = 0u64;
     for slot in slots {
         let Some(slot) = slot else {
-            let index = BlockIndex { format: INDEX_FORMAT.into(), codec: "zstd".into(), blocks };
-            let trailer = trailer::encode(&index, offset)?;
+            let index = BlockIndex { format: INDEX_FORMAT.into(), codec: codec_name(codec).into(), blocks };
+            let trailer = trailer::encode(&index, offset, codec)?;
             output.write_all(&trailer).and_then(|()| output.flush()).with_context(|| format!("writing {name}"))?;
             return Ok(offset + trailer.len() as u64);
         };
-        let frame = slot.frame.recv().map_err(|_| anyhow!("a zstd worker stopped"))??;
+        let frame = slot.frame.recv().map_err(|_| anyhow!("a compressing worker stopped"))??;
         output.write_all(&frame).with_context(|| format!("writing {name}"))?;
         let len = frame.len() as u64;
         blocks.push(Block { offset, len, raw: slot.raw, crc64: checksum(&frame), part: slot.part });
@@ -158,6 +195,14 @@ fn write_frames(slots: Receiver<Option<Slot>>, output: &mut (dyn Write + Send), 
     }
     // The reader stopped before the end: its error is the one to report.
     Err(WriterGone.into())
+}
+
+/// The codec's name in the index.
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Zstd => "zstd",
+        Codec::Gzip => "gzip",
+    }
 }
 
 #[cfg(test)]

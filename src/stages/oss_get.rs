@@ -17,6 +17,7 @@ use crate::mongo::ns::NsMap;
 use crate::settings::store::StoreArgs;
 use crate::store::{ByteRange, OssTuning, Store};
 
+mod fetch;
 mod ranged;
 mod select;
 

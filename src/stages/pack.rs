@@ -11,6 +11,7 @@ use clap::Parser;
 use crate::cli::io::{create_output_file, open_input_file};
 use crate::cli::progress::{Counted, Layout, ProgressArgs, Reporter};
 use crate::cli::{self, usage};
+use crate::pack::seekable::SeekableOptions;
 use crate::pack::{
     compress, compress_seekable, compress_zstd, decompress, Codec, CompressOptions, DecompressOptions, ZstdOptions,
 };
@@ -33,12 +34,13 @@ use crate::pack::{
 /// accepts. At most about 2 x threads blocks are in memory. `-1` .. `-9` set
 /// the level, as in gzip; --gzip is mongodump's name for --codec gzip.
 ///
-/// --seekable (zstd, for mb-tar/1 streams, which mb-backup writes): a new
-/// zstd frame wherever the header, a collection's entries, the oplog or the
-/// manifest begin, and every 8MiB, compressed one per thread; then the block
-/// index (mb-index/1) in zstd skippable frames at the end. `zstd -d` and `tar
-/// --zstd` read it as before; `mb-oss-get --ns-include` reads only the
-/// blocks some collections need (docs/FORMAT.md). Input that is not an
+/// --seekable (for mb-tar/1 streams; what mb-backup writes): a new zstd
+/// frame (gzip member) wherever the header, a collection's entries, the
+/// oplog or the manifest begin, and every 8MiB, compressed one per thread;
+/// then the block index (mb-index/1) in zstd skippable frames (empty gzip
+/// members) at the end. `zstd -d`, `gzip -d` and `tar` read it as before;
+/// `mb-oss-get --ns-include` reads only the blocks some collections need
+/// (docs/FORMAT.md). Input that is not an
 /// mb-tar/1 stream is refused (exit 3); one cut short (its writer failed) is
 /// compressed as it came, as any compressor does.
 ///
@@ -77,8 +79,8 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with_all = ["codec", "decompress"])]
     pub gzip: bool,
 
-    /// zstd: independent blocks per collection and a block index (mb-tar/1 input).
-    #[arg(long, conflicts_with_all = ["decompress", "gzip"])]
+    /// Independent blocks per collection and a block index (mb-tar/1 input).
+    #[arg(long, conflicts_with = "decompress")]
     pub seekable: bool,
 
     /// Compression level: zstd 1 to 19 [default: 3], gzip 1 to 9 [default: 6].
@@ -125,9 +127,6 @@ pub fn run() -> anyhow::Result<()> {
     let input_name = display_name(args.input.as_deref(), "stdin");
     let output_name = display_name(args.output.as_deref(), "stdout");
     let to_file = !cli::io::is_std(args.output.as_deref());
-    if args.seekable && args.codec != Codec::Zstd {
-        return Err(usage("--seekable writes zstd frames: drop --codec gzip"));
-    }
     if args.codec == Codec::Gzip && args.level.is_some_and(|l| l > 9) {
         return Err(usage("gzip levels are 1 to 9"));
     }
@@ -149,10 +148,15 @@ pub fn run() -> anyhow::Result<()> {
                 crate::debug!("decompressed {} bytes in {} member(s) to {} bytes", s.bytes_in, s.members, s.bytes_out);
             })
             .with_context(|| format!("decompressing {input_name}"))
+    } else if args.seekable {
+        let level = args.level.unwrap_or(if args.codec == Codec::Zstd { 3 } else { 6 });
+        let opts = SeekableOptions { codec: args.codec, level, threads, input_name: input_name.clone(), output_name };
+        compress_seekable(input, &mut output, &opts)
+            .map(|s| crate::debug!("compressed {} bytes to {} bytes, seekable", s.bytes_in, s.bytes_out))
+            .with_context(|| format!("compressing {input_name}"))
     } else if args.codec == Codec::Zstd {
         let opts = ZstdOptions { level: args.level.unwrap_or(3), threads, input_name: input_name.clone(), output_name };
-        let compress = if args.seekable { compress_seekable } else { compress_zstd };
-        compress(input, &mut output, &opts)
+        compress_zstd(input, &mut output, &opts)
             .map(|s| crate::debug!("compressed {} bytes to {} bytes of zstd", s.bytes_in, s.bytes_out))
             .with_context(|| format!("compressing {input_name}"))
     } else {

@@ -1,18 +1,18 @@
 //! Selective restore reads only its bytes: `mb-restore … -- --ns-include X`
 //! fetches, of the seekable full backup, only the blocks X needs (checked one
 //! by one), plus the slices; the result equals the source's X at the point
-//! asked, also renamed, up to `--until` and through `--download-dir`. An
-//! object without a block index is read whole, saying so; a damaged block
-//! fails the restore.
+//! asked, also renamed, up to `--until`, through `--download-dir`, encrypted
+//! and gzip-compressed. An object without a block index is read whole,
+//! saying so; a damaged block fails the restore.
 
 use mb::format::block_index::{BlockIndex, Part};
 use mb::format::records::Ts;
-use mb::pack::seekable::{read_index, Footer, FOOTER_LEN};
+use mb::pack::seekable::{read_index, Footer, MAX_FOOTER_LEN};
 use mongodb::bson::{doc, Binary, Document};
 
 use crate::support::mongod::{block_on, Mongod};
 use crate::support::oss_server;
-use crate::support::setup::Setup;
+use crate::support::setup::{bin_dir_with, Setup};
 use crate::support::{assert_fails_with, assert_ok, pseudo_random, stage, stderr_of};
 
 const BUCKET: &str = "selective";
@@ -67,14 +67,16 @@ fn hash_of(collections: &Document, coll: &str) -> String {
 
 /// The block index of a stored seekable object.
 fn index_of(object: &[u8]) -> BlockIndex {
-    let tail = object.len() - FOOTER_LEN as usize;
-    let footer = Footer::parse(&object[tail..]).expect("the full backup is seekable");
-    read_index(&object[footer.index_offset as usize..tail], &footer).unwrap()
+    let footer = Footer::parse(&object[object.len() - MAX_FOOTER_LEN as usize..]).expect("the object is seekable");
+    read_index(&object[footer.index_offset as usize..object.len() - footer.len as usize], &footer).unwrap()
 }
 
 /// The bytes `mb-oss-get` said it read of the full backup, and the object's size.
 fn reported_read(stderr: &str) -> (u64, u64) {
-    let line = stderr.lines().find(|l| l.contains("-full.tar.zst: read ")).unwrap_or_else(|| panic!("{stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("-full.tar.") && l.contains(": read "))
+        .unwrap_or_else(|| panic!("{stderr}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     let at = words.iter().position(|w| *w == "read").unwrap();
     (words[at + 1].parse().unwrap(), words[at + 3].parse().unwrap())
@@ -119,9 +121,11 @@ fn one_collection_restores_from_its_blocks_and_the_slices_alone() {
     assert_ok(&output);
     let stderr = stderr_of(&output);
     let (read, size) = reported_read(&stderr);
-    // Besides the blocks and the trailer: its first 22 bytes, to tell an age file.
+    // Besides the blocks and the trailer: its first 22 bytes, to tell an age
+    // file, and the end as long as the longest footer (gzip's 50 bytes; zstd's is 32).
     let age_magic = b"age-encryption.org/v1\n".len() as u64;
-    assert_eq!((read, size), (needed + trailer + age_magic, full.len() as u64), "{stderr}");
+    let longer_footer = MAX_FOOTER_LEN - 32;
+    assert_eq!((read, size), (needed + trailer + age_magic + longer_footer, full.len() as u64), "{stderr}");
     assert!(read * 10 < size, "orders is about 1% of the backup, yet {read} of {size} bytes were read");
     let served = server.bytes_served();
     assert!(served <= read + others, "the store served {served} bytes: more than {read} of the full backup + {others}");
@@ -167,16 +171,33 @@ fn unindexed_objects_are_read_whole_and_damaged_blocks_fail() {
     fill(source, db);
     let uri = target.uri();
 
-    // gzip objects have no block index: read whole, with a warning, and still right.
-    let gzip = Setup::new(source, db, true);
-    gzip.set_key("compression", "gzip");
-    assert_ok(&gzip.backup());
-    block_on(async { target.client().database(db).drop().await }).unwrap();
-    let output = gzip.restore(&["--uri", &uri, "--", "--ns-include", &format!("{db}.users")]);
-    assert_ok(&output);
-    assert!(stderr_of(&output).contains("no block index"), "{}", stderr_of(&output));
-    let (_, restored) = target.db_hash(db);
-    assert_eq!(restored.keys().collect::<Vec<_>>(), ["users"]);
+    // gzip objects are seekable too; one written without --seekable (as
+    // before this format) is read whole, with a warning, and still right.
+    let unindexed = bin_dir_with(
+        "mb-pack",
+        r#"args=(); for a in "$@"; do [[ $a == --seekable ]] || args+=("$a"); done; exec "$real" "${args[@]}""#,
+    );
+    for (codec, bin_dir) in [("gzip", None), ("zstd", Some(unindexed.path()))] {
+        let mut setup = Setup::new(source, db, true);
+        setup.set_key("compression", codec);
+        if let Some(dir) = bin_dir {
+            setup.bin_dir = dir.to_path_buf();
+        }
+        assert_ok(&setup.backup());
+        setup.bin_dir = crate::support::bin_dir();
+        block_on(async { target.client().database(db).drop().await }).unwrap();
+        let output = setup.restore(&["--uri", &uri, "--", "--ns-include", &format!("{db}.users")]);
+        assert_ok(&output);
+        let stderr = stderr_of(&output);
+        if bin_dir.is_some() {
+            assert!(stderr.contains("no block index"), "{stderr}");
+        } else {
+            let (read, size) = reported_read(&stderr);
+            assert!(read * 10 < size, "{stderr}");
+        }
+        let (_, restored) = target.db_hash(db);
+        assert_eq!(restored.keys().collect::<Vec<_>>(), ["users"], "{stderr}");
+    }
 
     // A seekable object: the selected stream passes a filtered restore, and
     // an unfiltered one refuses it (the collections left out are missing).

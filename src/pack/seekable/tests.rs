@@ -23,11 +23,19 @@ fn stream() -> Vec<u8> {
     writer.finish().unwrap()
 }
 
-fn pack(input: &[u8], threads: usize) -> Vec<u8> {
+fn options(codec: Codec, threads: usize) -> SeekableOptions {
+    let level = if codec == Codec::Zstd { 3 } else { 6 };
+    SeekableOptions { codec, level, threads, input_name: "in".into(), output_name: "out".into() }
+}
+
+fn pack_with(codec: Codec, input: &[u8], threads: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let opts = ZstdOptions { level: 3, threads, input_name: "in".into(), output_name: "out".into() };
-    compress_seekable(Box::new(std::io::Cursor::new(input.to_vec())), &mut out, &opts).unwrap();
+    compress_seekable(Box::new(std::io::Cursor::new(input.to_vec())), &mut out, &options(codec, threads)).unwrap();
     out
+}
+
+fn pack(input: &[u8], threads: usize) -> Vec<u8> {
+    pack_with(Codec::Zstd, input, threads)
 }
 
 fn unpack(input: &[u8]) -> Result<Vec<u8>> {
@@ -37,10 +45,13 @@ fn unpack(input: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+fn footer_of(object: &[u8]) -> Footer {
+    Footer::parse(&object[object.len().saturating_sub(MAX_FOOTER_LEN as usize)..]).expect("a footer")
+}
+
 fn index_of(object: &[u8]) -> BlockIndex {
-    let tail = &object[object.len() - FOOTER_LEN as usize..];
-    let footer = Footer::parse(tail).expect("a footer");
-    read_index(&object[footer.index_offset as usize..object.len() - FOOTER_LEN as usize], &footer).unwrap()
+    let footer = footer_of(object);
+    read_index(&object[footer.index_offset as usize..object.len() - footer.len as usize], &footer).unwrap()
 }
 
 #[test]
@@ -53,50 +64,80 @@ fn standard_readers_read_a_seekable_object_whole() {
 }
 
 #[test]
-fn one_collections_blocks_decode_to_its_entries_and_nothing_else() {
+fn gzip_readers_read_a_seekable_gzip_object_whole() {
     let input = stream();
-    let object = pack(&input, 2);
-    let index = index_of(&object);
-    let orders = Part::Collection { db: "shop".into(), coll: "orders".into() };
-    let parts: Vec<&Part> = index.blocks.iter().map(|b| &b.part).collect();
-    assert_eq!(parts.first(), Some(&&Part::Header));
-    assert_eq!(parts.last(), Some(&&Part::Manifest));
-    assert_eq!(parts.iter().filter(|p| ***p == orders).count(), 3, "{parts:?}");
-    let mut selected = Vec::new();
-    let mut raw = Vec::new();
-    let mut at = 0u64;
-    for block in &index.blocks {
-        let frame = &object[block.offset as usize..(block.offset + block.len) as usize];
-        assert_eq!(crate::crc64::checksum(frame), block.crc64);
-        if block.part == Part::Header || block.part == orders {
-            selected.extend_from_slice(frame);
-            raw.extend_from_slice(&input[at as usize..(at + block.raw) as usize]);
+    let object = pack_with(Codec::Gzip, &input, 3);
+    assert_eq!(object, pack_with(Codec::Gzip, &input, 1), "the bytes do not depend on the threads");
+    let mut whole = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&object[..]), &mut whole).unwrap();
+    assert_eq!(whole, input, "flate2 reads every member, the trailer's empty ones too");
+    assert_eq!(unpack(&object).unwrap(), input, "so does mb-pack -d");
+    assert_eq!(footer_of(&object).codec, Codec::Gzip);
+    assert_eq!(index_of(&object).codec, "gzip");
+}
+
+#[test]
+fn one_collections_blocks_decode_to_its_entries_and_nothing_else() {
+    for codec in [Codec::Zstd, Codec::Gzip] {
+        let input = stream();
+        let object = pack_with(codec, &input, 2);
+        let index = index_of(&object);
+        let orders = Part::Collection { db: "shop".into(), coll: "orders".into() };
+        let parts: Vec<&Part> = index.blocks.iter().map(|b| &b.part).collect();
+        assert_eq!(parts.first(), Some(&&Part::Header));
+        assert_eq!(parts.last(), Some(&&Part::Manifest));
+        assert_eq!(parts.iter().filter(|p| ***p == orders).count(), 3, "{parts:?}");
+        let mut selected = Vec::new();
+        let mut raw = Vec::new();
+        let mut at = 0u64;
+        for block in &index.blocks {
+            let frame = &object[block.offset as usize..(block.offset + block.len) as usize];
+            assert_eq!(crate::crc64::checksum(frame), block.crc64);
+            if block.part == Part::Header || block.part == orders {
+                selected.extend_from_slice(frame);
+                raw.extend_from_slice(&input[at as usize..(at + block.raw) as usize]);
+            }
+            at += block.raw;
         }
-        at += block.raw;
+        assert_eq!(at, input.len() as u64, "the blocks cover the whole stream");
+        assert_eq!(unpack(&selected).unwrap(), raw);
+        assert!(selected.len() < object.len());
     }
-    assert_eq!(at, input.len() as u64, "the blocks cover the whole stream");
-    assert_eq!(unpack(&selected).unwrap(), raw);
-    assert!(selected.len() < object.len());
 }
 
 #[test]
 fn a_damaged_index_or_footer_is_refused_or_ignored() {
-    let object = pack(&stream(), 2);
-    let tail = object.len() - FOOTER_LEN as usize;
-    let footer = Footer::parse(&object[tail..]).unwrap();
-    let mut frame = object[footer.index_offset as usize..tail].to_vec();
-    let last = frame.len() - 2;
-    frame[last] ^= 1;
-    assert!(read_index(&frame, &footer).is_err(), "a changed byte fails the CRC-64");
-    assert_eq!(Footer::parse(&object[tail - 1..object.len() - 1]), None);
+    for codec in [Codec::Zstd, Codec::Gzip] {
+        let object = pack_with(codec, &stream(), 2);
+        let footer = footer_of(&object);
+        let tail = object.len() - footer.len as usize;
+        let mut frame = object[footer.index_offset as usize..tail].to_vec();
+        let inside = frame.len() / 2;
+        frame[inside] ^= 1;
+        assert!(read_index(&frame, &footer).is_err(), "a changed byte fails the CRC-64");
+        assert_eq!(Footer::parse(&object[..object.len() - 1]), None);
+    }
     assert_eq!(Footer::parse(b"short"), None);
+}
+
+#[test]
+fn non_ascii_names_stay_in_the_gzip_comment_as_ascii() {
+    let mut writer = TarWriter::new(Vec::new(), 0);
+    for path in ["mb-header.json", "shop/%E8%AE%A2%E5%8D%95.metadata.json", "mb-manifest.json"] {
+        writer.append(&Entry { path: path.into(), data: vec![1; 10], pax: vec![] }).unwrap();
+    }
+    let object = pack_with(Codec::Gzip, &writer.finish().unwrap(), 1);
+    let footer = footer_of(&object);
+    let comment = &object[footer.index_offset as usize + 10..object.len() - footer.len as usize - 11];
+    assert!(comment.is_ascii(), "{}", String::from_utf8_lossy(comment));
+    let parts: Vec<Part> = index_of(&object).blocks.into_iter().map(|b| b.part).collect();
+    assert_eq!(parts[1], Part::Collection { db: "shop".into(), coll: "订单".into() });
 }
 
 #[test]
 fn input_that_is_not_an_mb_tar_stream_is_refused() {
     let mut out = Vec::new();
-    let opts = ZstdOptions { level: 3, threads: 2, input_name: "in".into(), output_name: "out".into() };
-    let err = compress_seekable(Box::new(&[b'x'; 1024][..]), &mut out, &opts).unwrap_err();
+    let err = compress_seekable(Box::new(&[b'x'; 1024][..]), &mut out, &options(Codec::Zstd, 2)).unwrap_err();
     assert!(format!("{err:#}").contains("not an mb-tar stream"), "{err:#}");
     assert_eq!(crate::cli::exit_code_of(&err), crate::cli::EXIT_INTEGRITY);
 }

@@ -137,6 +137,11 @@ impl<'a> Plaintext<'a> {
         Ok(Some(Plaintext { reader: Box::new(reader), span, requested, payload_start: Some(payload_start), size, len }))
     }
 
+    /// Whether the object is an age file, read through age.
+    pub(super) fn is_encrypted(&self) -> bool {
+        self.payload_start.is_some()
+    }
+
     /// The plaintext's length.
     pub(super) fn len(&self) -> u64 {
         self.len
