@@ -91,7 +91,6 @@ enum Slot {
 }
 
 fn serial(input: &mut dyn Read, sink: &mut Sink<'_>, opts: &CompressOptions) -> Result<()> {
-    let mut z = Compress::new(Compression::new(opts.level), false);
     let mut data = vec![0u8; opts.block_size];
     let mut deflated = Vec::new();
     let mut dictionary = Vec::with_capacity(WINDOW);
@@ -101,6 +100,8 @@ fn serial(input: &mut dyn Read, sink: &mut Sink<'_>, opts: &CompressOptions) -> 
             return Ok(());
         }
         let block = &data[..len];
+        // Fresh per block, as the workers do: the same bytes whatever the threads.
+        let mut z = Compress::new(Compression::new(opts.level), false);
         deflate_block(&mut z, &dictionary, block, &mut deflated)?;
         let mut crc = Crc::new();
         crc.update(block);
@@ -156,7 +157,6 @@ fn parallel(input: &mut dyn Read, sink: &mut Sink<'_>, opts: &CompressOptions) -
 }
 
 fn worker(jobs: &Mutex<Receiver<Job>>, level: u32) {
-    let mut z = Compress::new(Compression::new(level), false);
     loop {
         // Hold the lock only to take a job, never while compressing.
         let job = match jobs.lock() {
@@ -165,6 +165,10 @@ fn worker(jobs: &Mutex<Receiver<Job>>, level: u32) {
         };
         let Ok(job) = job else { return };
         let block = &job.data[..job.len];
+        // A fresh compressor per block: one reset after another block's use
+        // still deflates a little differently (zlib-rs), so which worker took
+        // which block would show in the output.
+        let mut z = Compress::new(Compression::new(level), false);
         let mut deflated = Vec::with_capacity(block.len() / 2);
         let result = deflate_block(&mut z, &job.dictionary, block, &mut deflated).map(|()| {
             let mut crc = Crc::new();
