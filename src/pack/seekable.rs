@@ -13,7 +13,7 @@
 //!
 //! Blocks are compressed on `threads` workers, each block on one, and written
 //! in input order, so the bytes depend only on the input and level. At most
-//! about 2 x threads blocks are in memory.
+//! threads + 3 blocks are in memory.
 
 use std::io::{Read, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -71,7 +71,8 @@ pub fn compress_seekable(
     let threads = opts.threads.clamp(1, 256);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
     let job_rx = Mutex::new(job_rx);
-    let (slot_tx, slot_rx) = mpsc::sync_channel::<Option<Slot>>(2 * threads);
+    // Blocks in memory: these queued, one being written, one being read.
+    let (slot_tx, slot_rx) = mpsc::sync_channel::<Option<Slot>>(threads + 1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| compress_jobs(&job_rx, opts.codec, opts.level));
