@@ -11,7 +11,7 @@ use mb::pack::seekable::{read_index, Footer, MAX_FOOTER_LEN};
 use mongodb::bson::{doc, Binary, Document};
 
 use crate::support::mongod::{block_on, Mongod};
-use crate::support::oss_server;
+use crate::support::oss_server::{self, Fault, Op};
 use crate::support::setup::{bin_dir_with, Setup};
 use crate::support::{assert_fails_with, assert_ok, pseudo_random, stage, stderr_of};
 
@@ -133,6 +133,30 @@ fn one_collection_restores_from_its_blocks_and_the_slices_alone() {
     let (_, restored) = target.db_hash(db);
     assert_eq!(hash_of(&restored, "orders"), hash_of(&expected, "orders"));
     assert_eq!(restored.keys().collect::<Vec<_>>(), ["orders"], "only orders is restored");
+
+    // Broken connections: block GETs cut halfway resume, and the bytes are the same.
+    let select_events = || {
+        stage("mb-oss-get")
+            .env("OSS_ACCESS_KEY_ID", server.access_key_id())
+            .env("OSS_ACCESS_KEY_SECRET", server.secret())
+            .env("OSS_REGION", "cn-hangzhou")
+            .args(["--endpoint", &server.endpoint(), "--bucket", BUCKET, "--key", &full_key])
+            .args(["--ns-include", &format!("{db}.events")])
+            .output()
+            .unwrap()
+    };
+    let gets = || server.requests().iter().filter(|r| r.starts_with("GET ")).count();
+    server.clear_requests();
+    let clean = select_events();
+    assert_ok(&clean);
+    let clean_gets = gets();
+    // GETs: the first 22 bytes, the footer, the index, then the blocks'.
+    server.clear_requests();
+    server.inject(Op::GetObject, Fault::Reset, 3, 2);
+    let resumed = select_events();
+    assert_ok(&resumed);
+    assert_eq!(gets(), clean_gets + 2, "two block GETs were cut and resumed");
+    assert!(resumed.stdout == clean.stdout, "resumed reads give the same bytes");
 
     // Renamed, at a point between the full backup and the last slice, through a download directory.
     let download = crate::support::temp_dir();

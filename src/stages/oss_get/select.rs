@@ -74,7 +74,7 @@ pub(super) fn download_selected(
         plain.requested() + copy_pieces(store, key, etag, pieces, out, progress).with_context(reading)?
     };
     crate::info!(
-        "{key}: read {read} of {} bytes ({} of {}): {} of {} blocks, {collections} of them of the collections asked for",
+        "{key}: read {read} of {} bytes ({} of {}): {} of {} blocks ({collections} of the collections asked for)",
         meta.size,
         human_size(read),
         human_size(meta.size),
