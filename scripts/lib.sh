@@ -85,7 +85,7 @@ store_args() {
     fi
 }
 
-# prune KEEP_CYCLES MIN_AGE [--dry-run]: mb-oss-rm --prune under the chain's
+# prune KEEP_CYCLES MIN_AGE [FLAG...]: mb-oss-rm --prune under the chain's
 # prefix (needs $bin, $root, the `store` and `prefix` arrays). KEEP_CYCLES
 # empty or 0: no cycle is deleted, only old leftovers.
 # shellcheck disable=SC2154 # bin, store, prefix, root: set by the caller

@@ -67,10 +67,13 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     }
     let [c1, c2] = <[String; 2]>::try_from(cycles(&oss, db)).unwrap();
     // A killed run's object (no marker) and its abandoned upload, two days
-    // ago; another run's, an hour ago; an object of another chain.
+    // ago; another's inside c2; another run's, an hour ago; an object of
+    // another chain.
     let old_leftover = format!("{db}/{}/000000-full.tar.gz", later_cycle(&c2, 2));
     let young_leftover = format!("{db}/{}/000000-full.tar.gz", later_cycle(&c2, 1));
+    let leftover_in_c2 = format!("{db}/{c2}/000001-oplog-0000000001_0000000001-0000000002_0000000001.tar.zst");
     oss.put_object(BUCKET, &old_leftover, b"cut stream");
+    oss.put_object(BUCKET, &leftover_in_c2, b"cut stream");
     oss.begin_upload(BUCKET, &old_leftover);
     oss.put_object(BUCKET, &format!("{db}_other/{c1}/000000-full.tar.gz"), b"not ours");
     oss.backdate(2 * DAY);
@@ -83,6 +86,7 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     assert_ok(&dry);
     let printed = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(printed.contains(&old_leftover) && printed.contains("\"deleted\":false"), "{printed}");
+    assert!(printed.contains(&leftover_in_c2), "mb-prune by hand lists whole: {printed}");
     assert!(!printed.contains(&c1), "two complete cycles: none is old enough yet: {printed}");
     assert_eq!(oss.keys(BUCKET).into_iter().collect::<BTreeSet<_>>(), before);
 
@@ -90,19 +94,15 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     hashes.push(source.db_hash(db).1);
     let c3 = cycles(&oss, db).last().unwrap().clone();
     let full = |c: &str| format!("{db}/{c}/000000-full.tar.zst");
-    let expected: BTreeSet<String> = [
-        full(&c2),
-        full(&c2) + ".done",
-        format!("{db}/{c2}/head.json"),
-        full(&c3),
-        full(&c3) + ".done",
-        format!("{db}/{c3}/head.json"),
-        young_leftover.clone(),
-        format!("{db}_other/{c1}/000000-full.tar.gz"),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(oss.keys(BUCKET).into_iter().collect::<BTreeSet<_>>(), expected);
+    let cycle_keys = |c: &str| [full(c), full(c) + ".done", format!("{db}/{c}/head.json")];
+    let keys = || oss.keys(BUCKET).into_iter().collect::<BTreeSet<_>>();
+    let mut expected: BTreeSet<String> = [cycle_keys(&c2), cycle_keys(&c3)].concat().into_iter().collect();
+    expected.extend([young_leftover.clone(), format!("{db}_other/{c1}/000000-full.tar.gz")]);
+    // The runs before listed the prefix whole less than a day ago: this one
+    // lists each cycle's first keys (the old leftover's own cycle is older
+    // than c2, so it went whole), and the leftover inside c2 waits for the
+    // next whole listing, at most a day; uploads are listed on every run.
+    assert_eq!(keys(), expected.iter().cloned().chain([leftover_in_c2.clone()]).collect());
     let uploads: Vec<String> = oss.uploads().into_iter().map(|(_, _, id)| id).collect();
     assert_eq!(uploads, vec![young_upload], "only the young upload stays");
 
@@ -111,6 +111,21 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     assert_eq!(restored, hashes[1], "cycle {c2}");
     let (_, restored) = restore_fresh(&setup, target, db, &[]);
     assert_eq!(restored, hashes[2], "the latest cycle");
+
+    // A day later the run lists whole again: the leftover in c2 goes (three
+    // cycles kept now, so c2 stays).
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, config.replace("keep_cycles = 2", "keep_cycles = 3")).unwrap();
+    let record = setup.root.join("prune-scan.json");
+    let text = std::fs::read_to_string(&record).expect("mb-backup keeps a scan record");
+    let listed_at: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let day_before = listed_at["listed_at"].as_i64().unwrap() - DAY as i64;
+    std::fs::write(&record, format!("{{\"prefix\": \"{db}\", \"listed_at\": {day_before}}}")).unwrap();
+    insert(source, db, 3);
+    assert_ok(&setup.backup());
+    let c4 = cycles(&oss, db).last().unwrap().clone();
+    expected.extend(cycle_keys(&c4));
+    assert_eq!(keys(), expected);
 }
 
 #[test]

@@ -18,17 +18,21 @@
 //! Only the chain's keys (`super::layout`: objects, their `.done` markers,
 //! head records) are candidates; anything else under the prefix is left
 //! alone. The stream's suffix (`.tar.gz`, `.tar.zst`) does not matter.
+//! What the plan is made from (the whole prefix, or each cycle's first keys
+//! with `--scan-record`) is [`run`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
-use serde::Serialize;
 
 use super::layout::{classify, Entry};
 use crate::format::records::{Kind, Ts, MARKER_SUFFIX};
-use crate::store::{ObjectMeta, PendingUpload, Store};
+use crate::store::{ObjectMeta, PendingUpload};
+
+mod run;
+
+pub(crate) use run::run;
 
 /// The flags of `mb-oss-rm --prune` (flattened into its Args).
 #[derive(ClapArgs, Debug, Default)]
@@ -48,6 +52,10 @@ pub struct PruneArgs {
     /// With --prune: print what would be deleted, delete nothing
     #[arg(long, requires = "prune")]
     pub dry_run: bool,
+    /// With --prune: a file noting when the prefix was last listed whole; with it, the whole listing
+    /// (which finds unmarked leftovers) runs at most once per --min-age, other prunes list each cycle's first keys
+    #[arg(long, value_name = "FILE", requires = "prune")]
+    pub scan_record: Option<PathBuf>,
 }
 
 /// What decides the plan besides the listing.
@@ -64,6 +72,8 @@ pub(crate) struct Rules {
     pub(crate) now: i64,
     /// Leftovers younger than this (seconds) stay.
     pub(crate) min_age: i64,
+    /// Whether unmarked leftovers are looked for: only a whole listing shows them.
+    pub(crate) leftovers: bool,
 }
 
 /// One thing to delete, and why.
@@ -152,7 +162,7 @@ pub(crate) fn plan(prefix: &str, listing: &[ObjectMeta], uploads: &[PendingUploa
             }
         }
     }
-    for (cycle, objects) in &cycles {
+    for (cycle, objects) in cycles.iter().filter(|_| rules.leftovers) {
         if doomed.contains(&cycle) {
             continue;
         }
@@ -175,79 +185,6 @@ pub(crate) fn plan(prefix: &str, listing: &[ObjectMeta], uploads: &[PendingUploa
         }
     }
     steps
-}
-
-/// Each cycle's start, from its full backup's marker (one small read per
-/// cycle; a marker older than `mb-marker/2` gives none).
-fn cycle_starts(store: &dyn Store, prefix: &str, listing: &[ObjectMeta]) -> Result<BTreeMap<String, Ts>> {
-    let fulls: Vec<(String, String)> = listing
-        .iter()
-        .filter_map(|o| match classify(prefix, &o.key)? {
-            Entry::Marker(object) if object.kind == Kind::Full => Some((object.cycle, o.key.clone())),
-            _ => None,
-        })
-        .collect();
-    let keys: Vec<String> = fulls.iter().map(|(_, key)| key.clone()).collect();
-    let records = super::catalog::fetch_all(store, &keys)?;
-    Ok(fulls
-        .into_iter()
-        .zip(records)
-        .filter_map(|((cycle, _), record)| {
-            let marker: super::marker::Marker = serde_json::from_slice(record.as_deref()?).ok()?;
-            Some((cycle, marker.consistent_at?))
-        })
-        .collect())
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    key: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upload_id: Option<&'a str>,
-    deleted: bool,
-    reason: &'a str,
-}
-
-/// Runs the prune under `prefix` (as given to `--prefix`, with or without its
-/// trailing `/`): plans, then deletes step by step, printing one line per step.
-pub(crate) fn run(store: &dyn Store, prefix: &str, args: &PruneArgs) -> Result<()> {
-    let prefix = prefix.trim_end_matches('/');
-    let under = format!("{prefix}/");
-    let checkpoint_cycle = match &args.state {
-        Some(path) if path.exists() => {
-            let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-            let state: crate::format::records::State = crate::format::records::read_json(file, "the checkpoint")?;
-            (state.prefix == prefix).then_some(state.cycle)
-        }
-        _ => None,
-    };
-    let listing = store.list(&under).with_context(|| format!("listing {under} in {}", store.location()))?;
-    let rules = Rules {
-        keep_cycles: args.keep_cycles.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        checkpoint_cycle,
-        starts: if args.keep_cycles.is_some() { cycle_starts(store, prefix, &listing)? } else { BTreeMap::new() },
-        now: crate::format::time::now_secs(),
-        min_age: i64::try_from(args.min_age).unwrap_or(i64::MAX),
-    };
-    let uploads = store.pending_uploads(&under).with_context(|| format!("listing uploads under {under}"))?;
-    for step in plan(prefix, &listing, &uploads, &rules) {
-        let (key, upload_id, reason) = match &step {
-            Step::Delete { key, reason } => (key, None, reason),
-            Step::Abort { key, upload_id, reason } => (key, Some(upload_id.as_str()), reason),
-        };
-        // The plan only takes listed keys under the prefix; checked again
-        // here because deleting is the one thing that cannot be undone.
-        anyhow::ensure!(key.starts_with(&under), "refusing to delete {key:?}: not under {under:?}");
-        if !args.dry_run {
-            match upload_id {
-                None => store.delete(key).with_context(|| format!("deleting {key:?} from {}", store.location()))?,
-                Some(id) => store.abort_upload(key, id).with_context(|| format!("aborting the upload of {key:?}"))?,
-            }
-            crate::info!("deleted {key}: {reason}");
-        }
-        println!("{}", serde_json::to_string(&Line { key, upload_id, deleted: !args.dry_run, reason })?);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -282,6 +219,7 @@ mod tests {
             starts: BTreeMap::new(),
             now: NOW,
             min_age: DAY,
+            leftovers: true,
         }
     }
 
