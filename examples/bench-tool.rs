@@ -18,6 +18,8 @@
 //!   `{"bytes":..,"docs":..,"seconds":..,"parallel":N}`: the server's own limit
 //!   for a dump on this machine.
 //! - `count --uri U --db D --collection C`: prints `{"count": N}`, the documents in D.C.
+//! - `hash --uri U --db D`: prints `{"md5": ...}`, the server's `dbHash` of D.
+//! - `insert-one --uri U --db D --collection C`: one new ~200 B document (one oplog entry).
 //! - `workload --uri U --db D --ops N [--collection C]`: about N single-document
 //!   writes (oplog entries) on C: 40% updates, 40% inserts, 20% deletes, in
 //!   bulk commands; prints the counts as JSON.
@@ -103,6 +105,22 @@ enum Command {
         #[arg(long)]
         collection: String,
     },
+    /// The server's dbHash of DB, as {"md5": "..."}: equal on two servers holding the same data.
+    Hash {
+        #[arg(long)]
+        uri: String,
+        #[arg(long)]
+        db: String,
+    },
+    /// One new document of about 200 bytes in DB.COLLECTION: one oplog entry.
+    InsertOne {
+        #[arg(long)]
+        uri: String,
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        collection: String,
+    },
     /// About OPS writes (updates, inserts, deletes) to make oplog.
     Workload {
         #[arg(long)]
@@ -142,6 +160,19 @@ async fn main() -> Result<()> {
             let count =
                 client(&uri).await?.database(&db).collection::<Document>(&collection).count_documents(doc! {}).await?;
             println!("{}", serde_json::json!({ "count": count }));
+            Ok(())
+        }
+        Command::Hash { uri, db } => {
+            let reply = client(&uri).await?.database(&db).run_command(doc! {"dbHash": 1}).await?;
+            println!("{}", serde_json::json!({ "md5": reply.get_str("md5")? }));
+            Ok(())
+        }
+        Command::InsertOne { uri, db, collection } => {
+            let coll = client(&uri).await?.database(&db).collection::<Document>(&collection);
+            let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
+            let mut one = document(&mut Rng(seed | 1), 0, 200);
+            one.remove("_id"); // the server's ObjectId: never a duplicate
+            coll.insert_one(one).await?;
             Ok(())
         }
         Command::Workload { uri, db, ops, collection } => workload(&uri, &db, ops, &collection).await,
