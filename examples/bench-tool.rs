@@ -147,7 +147,16 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    match Cli::parse().command {
+    let result = run(Cli::parse().command).await;
+    let clients = std::mem::take(&mut *CLIENTS.lock().unwrap_or_else(|e| e.into_inner()));
+    for client in clients {
+        client.shutdown().await;
+    }
+    result
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::InitRs { port } => init_rs(port).await,
         Command::Generate { uri, db, size_mb, doc_bytes, collections, name, seed } => {
             generate(&uri, &db, size_mb, doc_bytes, collections, &name, seed).await
@@ -182,10 +191,17 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Every client made, shut down before the runtime ends: a client dropped
+/// last ends its sessions on a task the runtime's shutdown cuts, and the
+/// driver panics there (the same reason `mb`'s stages shut theirs down).
+static CLIENTS: std::sync::Mutex<Vec<Client>> = std::sync::Mutex::new(Vec::new());
+
 async fn client(uri: &str) -> Result<Client> {
     let mut options = ClientOptions::parse(uri).await.with_context(|| format!("parsing {uri}"))?;
     options.server_selection_timeout = Some(Duration::from_secs(30));
-    Ok(Client::with_options(options)?)
+    let client = Client::with_options(options)?;
+    CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).push(client.clone());
+    Ok(client)
 }
 
 async fn init_rs(port: u16) -> Result<()> {

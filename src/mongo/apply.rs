@@ -26,6 +26,7 @@ use super::restore::{
 use crate::cli::integrity;
 use crate::format::check::{check_chain, check_manifest, Tally};
 use crate::format::records::{ApplyRecord, Header, Kind, Manifest, Ts, APPLY_FORMAT, TAR_FORMAT};
+use crate::format::tar::chunk::BufferPool;
 use crate::format::tar::read::{read_stream, Event};
 use crate::format::tar::split_documents;
 use crate::info;
@@ -78,8 +79,9 @@ pub(crate) async fn apply(
     ns_map: NsMap,
 ) -> Result<ApplyRecord> {
     let (tx, mut rx) = mpsc::channel::<Result<Event>>(2);
-    let reader = tokio::task::spawn_blocking(move || read_stream(input, tx));
     let mut restore = Restore::new(options, target, until, ns_map);
+    let pool = restore.buffers.clone();
+    let reader = tokio::task::spawn_blocking(move || read_stream(input, tx, pool));
     while let Some(event) = rx.recv().await {
         let event = event?;
         // Collect finished inserts as we go, so an error stops us early.
@@ -89,7 +91,10 @@ pub(crate) async fn apply(
         match event {
             Event::Header(header) => restore.header(header).await?,
             Event::Metadata { db, coll, metadata, crc } => restore.metadata(db, coll, metadata, crc).await?,
-            Event::Chunk { db, coll, seq, data, docs, crc } => restore.chunk(db, coll, seq, data, docs, crc).await?,
+            Event::Chunk { db, coll, seq, data, docs, crc, zero_timestamps } => {
+                let empty_ts = if zero_timestamps { restore.empty_ts } else { EmptyTimestamps::None };
+                restore.chunk(db, coll, seq, data, docs, crc, empty_ts).await?
+            }
             Event::Oplog { seq, data, docs, crc } => restore.oplog(seq, data, docs, crc).await?,
             Event::Manifest(manifest) => restore.manifest(manifest).await?,
         }
@@ -116,6 +121,8 @@ struct Restore<'a> {
     tasks: JoinSet<Result<Inserted>>,
     /// How the target keeps zero timestamps of inserted documents.
     empty_ts: EmptyTimestamps,
+    /// Chunk buffers, back from the inserts for the reader.
+    buffers: BufferPool,
 }
 
 impl<'a> Restore<'a> {
@@ -152,6 +159,7 @@ impl<'a> Restore<'a> {
             inserts: Arc::new(Semaphore::new(options.parallel)),
             tasks: JoinSet::new(),
             empty_ts: EmptyTimestamps::SetBack,
+            buffers: BufferPool::default(),
         }
     }
 
@@ -258,7 +266,18 @@ impl<'a> Restore<'a> {
     }
 
     /// A chunk of documents: inserted (--parallel at once), written or counted.
-    async fn chunk(&mut self, db: String, coll: String, seq: u64, data: Vec<u8>, docs: u64, crc: u64) -> Result<()> {
+    /// `empty_ts`: how its zero timestamps are kept, if it has any.
+    #[allow(clippy::too_many_arguments)] // one per field of the event
+    async fn chunk(
+        &mut self,
+        db: String,
+        coll: String,
+        seq: u64,
+        data: Vec<u8>,
+        docs: u64,
+        crc: u64,
+        empty_ts: EmptyTimestamps,
+    ) -> Result<()> {
         let current =
             self.archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
         let source = format!("{db}.{coll}");
@@ -268,16 +287,17 @@ impl<'a> Restore<'a> {
             None => return Err(integrity(format!("{source}: data before its metadata"))),
         };
         let Some(DataTarget { data_ns, capped, authz }) = mapped else { return Ok(()) };
-        let empty_ts = self.empty_ts;
         let (meter, bytes) = (self.options.progress.collection(&source), data.len() as u64);
         match &mut self.target {
             Target::Server(client) => {
                 let permit = self.inserts.clone().acquire_owned().await?;
                 let (db, coll) = data_ns.split_once('.').unwrap();
                 let collection = client.database(db).collection(coll);
+                let buffers = self.buffers.clone();
                 let task = async move {
                     let result =
-                        insert_chunk(collection, data, empty_ts).await.with_context(|| format!("restoring {data_ns}"));
+                        insert_chunk(collection, &data, empty_ts).await.with_context(|| format!("restoring {data_ns}"));
+                    buffers.give(data);
                     drop(permit);
                     if result.is_ok() {
                         meter.add(docs, bytes);

@@ -119,9 +119,12 @@ pub(crate) struct Inserted {
     pub(crate) unique_conflicts: u64,
 }
 
-/// Most bytes of documents in one insert command: a command may hold 16 MiB
-/// (what wraps the documents fits in the 16 KiB the server allows beyond).
-const INSERT_BYTES: usize = 16 << 20;
+/// Most bytes of documents in one insert command (a command may hold 16 MiB).
+/// The driver copies each command into fresh buffers as it sends it; 2 MiB
+/// ones keep those copies small enough for the allocator to reuse, where
+/// 16 MiB ones made mb-apply's RSS grow with the restore (219 MiB at 1 GB,
+/// 314 MiB at 4 GB), and cost no more CPU or wall time (docs/BENCHMARKS.md).
+const INSERT_BYTES: usize = 2 << 20;
 /// Most documents in one insert command (the server's maxWriteBatchSize).
 const INSERT_DOCUMENTS: usize = 100_000;
 /// The most an insert's reply may need, kept under the 16 MiB the server can
@@ -144,10 +147,10 @@ fn refusal_bytes(document: &[u8]) -> usize {
 /// again and collects every `_id` into a map the restore never reads.
 pub(crate) async fn insert_chunk(
     collection: mongodb::Collection<RawDocumentBuf>,
-    data: Vec<u8>,
+    data: &[u8],
     empty_ts: EmptyTimestamps,
 ) -> Result<Inserted> {
-    let documents = split_documents(&data)?;
+    let documents = split_documents(data)?;
     let total = documents.len() as u64;
     let db = collection.client().database(&collection.namespace().db);
     let mut refused = Vec::new();
@@ -165,7 +168,7 @@ pub(crate) async fn insert_chunk(
     if refused.is_empty() {
         return Ok(Inserted { documents: total, ..Inserted::default() });
     }
-    let mut counts = sort_duplicates(&collection, &data, &refused).await?;
+    let mut counts = sort_duplicates(&collection, data, &refused).await?;
     counts.documents = total - refused.len() as u64;
     Ok(counts)
 }
@@ -180,7 +183,16 @@ fn insert_command(
     bypass_empty_ts: bool,
 ) -> Result<(RawDocumentBuf, usize)> {
     use std::io::Write;
-    let mut command = vec![0; 4];
+    // Sized once: grown by doubling, an 8 MiB chunk's command was copied about twice over.
+    let mut documents_bytes = 0;
+    for document in &documents[start..] {
+        documents_bytes += document.len() + 8; // its index and type before it
+        if documents_bytes >= INSERT_BYTES {
+            break;
+        }
+    }
+    let mut command = Vec::with_capacity(documents_bytes.min(INSERT_BYTES) + collection.len() + 128);
+    command.extend_from_slice(&[0; 4]);
     command.push(0x02);
     command.extend_from_slice(b"insert\0");
     command.extend_from_slice(&(collection.len() as i32 + 1).to_le_bytes());

@@ -25,8 +25,10 @@ use crate::store::OssTuning;
 /// --prune deletes what retention says, in this order: with --keep-cycles N,
 /// every cycle older than the newest N complete cycles (markers first, then
 /// objects), except the checkpoint's cycle (--state); then objects without a
-/// commit marker and multipart uploads older than --min-age seconds.
-/// --dry-run deletes nothing. One line per step:
+/// commit marker and multipart uploads older than --min-age seconds. With
+/// --scan-record FILE (as mb-backup runs it), the whole listing that finds
+/// objects without a marker runs at most once per --min-age; other prunes
+/// list each cycle's first keys. --dry-run deletes nothing. One line per step:
 /// {"key":"...","deleted":true|false,"reason":"..."}.
 ///
 /// The store flags are as for mb-oss-put (same env variables).

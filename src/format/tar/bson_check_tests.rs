@@ -181,3 +181,22 @@ fn hostile_nesting_is_refused_without_overflowing_the_stack() {
     }
     assert_eq!(validate_document(&scope).unwrap_err().what, "nested deeper than mongod allows");
 }
+
+#[test]
+fn a_top_level_zero_timestamp_is_noted_a_nested_or_nonzero_one_is_not() {
+    let zero = Timestamp { time: 0, increment: 0 };
+    let top = bson::to_vec(&doc! {"_id": 1, "at": zero}).unwrap();
+    assert_eq!(check_document(&top), Ok(Checked { zero_timestamp: true }));
+    let nested = bson::to_vec(&doc! {"_id": 1, "in": {"at": zero}}).unwrap();
+    assert_eq!(check_document(&nested), Ok(Checked { zero_timestamp: false }));
+    let set = bson::to_vec(&doc! {"_id": 1, "at": Timestamp { time: 5, increment: 0 }}).unwrap();
+    assert_eq!(check_document(&set), Ok(Checked { zero_timestamp: false }));
+}
+
+#[test]
+fn a_name_that_is_not_utf8_is_refused_after_ascii_ones() {
+    let mut bytes = bson::to_vec(&doc! {"plain": 1, "abc": 2}).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"abc").unwrap();
+    bytes[at + 1] = 0xC3; // a lead byte without its continuation
+    assert_eq!(validate_document(&bytes).unwrap_err().what, "a name that is not UTF-8");
+}

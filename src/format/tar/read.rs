@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use bson::{Bson, Document};
 use tokio::sync::mpsc;
 
-use super::bson_check::validate_document;
+use super::bson_check::check_document;
+use super::chunk::BufferPool;
 use super::{split_documents, EntryName, PAX_CRC64, PAX_DOCS};
 use crate::cli::{integrity, printable};
 use crate::format::records::{Header, Manifest};
@@ -22,14 +23,36 @@ const MAX_CHUNK: u64 = 256 << 20;
 #[derive(Debug)]
 pub(crate) enum Event {
     Header(Header),
-    Metadata { db: String, coll: String, metadata: Document, crc: u64 },
-    Chunk { db: String, coll: String, seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
-    Oplog { seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
+    Metadata {
+        db: String,
+        coll: String,
+        metadata: Document,
+        crc: u64,
+    },
+    /// `zero_timestamps`: some document has a top-level `Timestamp(0, 0)`.
+    Chunk {
+        db: String,
+        coll: String,
+        seq: u64,
+        data: Vec<u8>,
+        docs: u64,
+        crc: u64,
+        zero_timestamps: bool,
+    },
+    Oplog {
+        seq: u64,
+        data: Vec<u8>,
+        docs: u64,
+        crc: u64,
+    },
     Manifest(Manifest),
 }
 
 /// Reads tar entries on a blocking thread; checks each chunk before sending it.
-pub(crate) fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<Event>>) {
+/// Chunks are read into buffers from `pool`: the applier gives them back once
+/// inserted, so the same few buffers carry the whole stream (fresh ones each
+/// time let the allocator's heaps grow with the length of the restore).
+pub(crate) fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<Event>>, pool: BufferPool) {
     let result = (|| -> Result<()> {
         let mut archive = ::tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, input));
         // Concatenated tar streams (a full dump, then its slices) read as one.
@@ -42,7 +65,7 @@ pub(crate) fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<E
             let path =
                 entry.path().map_err(|e| integrity(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
             let event =
-                read_entry(&mut entry, &path).with_context(|| format!("in entry {}", printable(&path, true)))?;
+                read_entry(&mut entry, &path, &pool).with_context(|| format!("in entry {}", printable(&path, true)))?;
             if tx.blocking_send(Ok(event)).is_err() {
                 return Ok(()); // the applier stopped; it reports why
             }
@@ -54,7 +77,7 @@ pub(crate) fn read_stream(input: Box<dyn Read + Send>, tx: mpsc::Sender<Result<E
     }
 }
 
-fn read_entry<R: Read>(entry: &mut ::tar::Entry<R>, path: &str) -> Result<Event> {
+fn read_entry<R: Read>(entry: &mut ::tar::Entry<R>, path: &str, pool: &BufferPool) -> Result<Event> {
     let name = EntryName::parse(path).map_err(|e| integrity(e.to_string()))?;
     let size = entry.header().size().map_err(|e| integrity(format!("bad tar header: {e}")))?;
     if size > MAX_CHUNK {
@@ -71,7 +94,8 @@ fn read_entry<R: Read>(entry: &mut ::tar::Entry<R>, path: &str) -> Result<Event>
             }
         }
     }
-    let mut data = Vec::with_capacity(size as usize);
+    // Small entries (records, metadata, short chunks) would take a pooled multi-MiB buffer for nothing.
+    let mut data = if size >= 1 << 20 { pool.take(size as usize) } else { Vec::with_capacity(size as usize) };
     entry.read_to_end(&mut data).map_err(|e| integrity(format!("stream cut short: {e}")))?;
     if data.len() as u64 != size {
         return Err(integrity(format!("stream cut short: {} of {size} bytes", data.len())));
@@ -118,13 +142,15 @@ fn read_entry<R: Read>(entry: &mut ::tar::Entry<R>, path: &str) -> Result<Event>
                     documents.len()
                 )));
             }
+            let mut zero_timestamps = false;
             for (index, document) in documents.iter().enumerate() {
-                validate_document(document).map_err(|e| integrity(format!("document {index}: {e:#}")))?;
+                let checked = check_document(document).map_err(|e| integrity(format!("document {index}: {e:#}")))?;
+                zero_timestamps |= checked.zero_timestamp;
             }
             match name {
                 EntryName::Oplog { seq } => Event::Oplog { seq, data, docs: expected_docs, crc: actual },
                 EntryName::Chunk { db, coll, seq } => {
-                    Event::Chunk { db, coll, seq, data, docs: expected_docs, crc: actual }
+                    Event::Chunk { db, coll, seq, data, docs: expected_docs, crc: actual, zero_timestamps }
                 }
                 _ => unreachable!(),
             }

@@ -17,6 +17,8 @@ pub(crate) enum EmptyTimestamps {
     Bypass,
     /// Inserted, then `$set` back.
     SetBack,
+    /// The documents hold none: nothing to keep.
+    None,
 }
 
 /// Asks the server whether it takes `bypassEmptyTsReplacement`, with an
