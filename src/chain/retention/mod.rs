@@ -19,7 +19,7 @@
 //! head records) are candidates; anything else under the prefix is left
 //! alone. The stream's suffix (`.tar.gz`, `.tar.zst`) does not matter.
 //! What the plan is made from (the whole prefix, or each cycle's first keys
-//! with `--scan-record`) is [`run`]'s.
+//! with `--scan-record`) is `run.rs`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
