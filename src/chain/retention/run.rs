@@ -226,7 +226,6 @@ mod tests {
     fn a_recent_scan_record_deletes_old_cycles_whole_and_leaves_leftovers_to_the_whole_listing() {
         let dir = tempfile::tempdir().unwrap();
         let (store, leftover) = store(dir.path());
-        crate::cli::set_verbosity(0); // the deletions' progress lines: noise in the suite
         let record = dir.path().join("prune-scan.json");
         let now = crate::format::time::now_secs();
         crate::cli::io::write_json_atomic(&record, &ScanRecord { prefix: "shop".into(), listed_at: now - 60 }).unwrap();
