@@ -97,14 +97,7 @@ enum Command {
         parallel: usize,
     },
     /// The documents in DB.COLLECTION, as {"count": N}.
-    Count {
-        #[arg(long)]
-        uri: String,
-        #[arg(long)]
-        db: String,
-        #[arg(long)]
-        collection: String,
-    },
+    Count(CollectionArgs),
     /// The server's dbHash of DB, as {"md5": "..."}: equal on two servers holding the same data.
     Hash {
         #[arg(long)]
@@ -113,14 +106,7 @@ enum Command {
         db: String,
     },
     /// One new document of about 200 bytes in DB.COLLECTION: one oplog entry.
-    InsertOne {
-        #[arg(long)]
-        uri: String,
-        #[arg(long)]
-        db: String,
-        #[arg(long)]
-        collection: String,
-    },
+    InsertOne(CollectionArgs),
     /// About OPS writes (updates, inserts, deletes) to make oplog.
     Workload {
         #[arg(long)]
@@ -145,6 +131,17 @@ enum Command {
     },
 }
 
+/// `--uri U --db D --collection C`: the collection a command reads or writes.
+#[derive(clap::Args)]
+struct CollectionArgs {
+    #[arg(long)]
+    uri: String,
+    #[arg(long)]
+    db: String,
+    #[arg(long)]
+    collection: String,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let result = run(Cli::parse().command).await;
@@ -165,9 +162,8 @@ async fn run(command: Command) -> Result<()> {
             generate_shop(&uri, &db, size_mb, seed, to_stdout).await
         }
         Command::Drain { uri, db, parallel } => drain(&uri, &db, parallel).await,
-        Command::Count { uri, db, collection } => {
-            let count =
-                client(&uri).await?.database(&db).collection::<Document>(&collection).count_documents(doc! {}).await?;
+        Command::Count(args) => {
+            let count = collection(&args).await?.count_documents(doc! {}).await?;
             println!("{}", serde_json::json!({ "count": count }));
             Ok(())
         }
@@ -176,8 +172,8 @@ async fn run(command: Command) -> Result<()> {
             println!("{}", serde_json::json!({ "md5": reply.get_str("md5")? }));
             Ok(())
         }
-        Command::InsertOne { uri, db, collection } => {
-            let coll = client(&uri).await?.database(&db).collection::<Document>(&collection);
+        Command::InsertOne(args) => {
+            let coll = collection(&args).await?;
             let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
             let mut one = document(&mut Rng(seed | 1), 0, 200);
             one.remove("_id"); // the server's ObjectId: never a duplicate
@@ -202,6 +198,10 @@ async fn client(uri: &str) -> Result<Client> {
     let client = Client::with_options(options)?;
     CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).push(client.clone());
     Ok(client)
+}
+
+async fn collection(args: &CollectionArgs) -> Result<mongodb::Collection<Document>> {
+    Ok(client(&args.uri).await?.database(&args.db).collection(&args.collection))
 }
 
 async fn init_rs(port: u16) -> Result<()> {

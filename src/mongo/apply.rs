@@ -27,7 +27,7 @@ use crate::cli::integrity;
 use crate::format::check::{check_chain, check_manifest, Tally};
 use crate::format::records::{ApplyRecord, Header, Kind, Manifest, Ts, APPLY_FORMAT, TAR_FORMAT};
 use crate::format::tar::chunk::BufferPool;
-use crate::format::tar::read::{read_stream, Event};
+use crate::format::tar::read::{read_stream, Chunk, Event};
 use crate::format::tar::split_documents;
 use crate::info;
 
@@ -91,10 +91,7 @@ pub(crate) async fn apply(
         match event {
             Event::Header(header) => restore.header(header).await?,
             Event::Metadata { db, coll, metadata, crc } => restore.metadata(db, coll, metadata, crc).await?,
-            Event::Chunk { db, coll, seq, data, docs, crc, zero_timestamps } => {
-                let empty_ts = if zero_timestamps { restore.empty_ts } else { EmptyTimestamps::None };
-                restore.chunk(db, coll, seq, data, docs, crc, empty_ts).await?
-            }
+            Event::Chunk(chunk) => restore.chunk(chunk).await?,
             Event::Oplog { seq, data, docs, crc } => restore.oplog(seq, data, docs, crc).await?,
             Event::Manifest(manifest) => restore.manifest(manifest).await?,
         }
@@ -266,18 +263,10 @@ impl<'a> Restore<'a> {
     }
 
     /// A chunk of documents: inserted (--parallel at once), written or counted.
-    /// `empty_ts`: how its zero timestamps are kept, if it has any.
-    #[allow(clippy::too_many_arguments)] // one per field of the event
-    async fn chunk(
-        &mut self,
-        db: String,
-        coll: String,
-        seq: u64,
-        data: Vec<u8>,
-        docs: u64,
-        crc: u64,
-        empty_ts: EmptyTimestamps,
-    ) -> Result<()> {
+    async fn chunk(&mut self, chunk: Chunk) -> Result<()> {
+        let Chunk { db, coll, seq, data, docs, crc, zero_timestamps } = chunk;
+        // Zero timestamps need keeping only where the chunk has some.
+        let empty_ts = if zero_timestamps { self.empty_ts } else { EmptyTimestamps::None };
         let current =
             self.archive.as_mut().ok_or_else(|| integrity("the stream does not start with mb-header.json"))?;
         let source = format!("{db}.{coll}");

@@ -118,9 +118,9 @@ fn keep_cycles_keeps_the_newest_cycles_and_removes_old_leftovers() {
     std::fs::write(&setup.config, config.replace("keep_cycles = 2", "keep_cycles = 3")).unwrap();
     let record = setup.root.join("prune-scan.json");
     let text = std::fs::read_to_string(&record).expect("mb-backup keeps a scan record");
-    let listed_at: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let day_before = listed_at["listed_at"].as_i64().unwrap() - DAY as i64;
-    std::fs::write(&record, format!("{{\"prefix\": \"{db}\", \"listed_at\": {day_before}}}")).unwrap();
+    let mut scan: serde_json::Value = serde_json::from_str(&text).unwrap();
+    scan["listed_at"] = (scan["listed_at"].as_i64().unwrap() - DAY as i64).into();
+    std::fs::write(&record, scan.to_string()).unwrap();
     insert(source, db, 3);
     assert_ok(&setup.backup());
     let c4 = cycles(&oss, db).last().unwrap().clone();

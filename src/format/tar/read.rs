@@ -23,29 +23,23 @@ const MAX_CHUNK: u64 = 256 << 20;
 #[derive(Debug)]
 pub(crate) enum Event {
     Header(Header),
-    Metadata {
-        db: String,
-        coll: String,
-        metadata: Document,
-        crc: u64,
-    },
-    /// `zero_timestamps`: some document has a top-level `Timestamp(0, 0)`.
-    Chunk {
-        db: String,
-        coll: String,
-        seq: u64,
-        data: Vec<u8>,
-        docs: u64,
-        crc: u64,
-        zero_timestamps: bool,
-    },
-    Oplog {
-        seq: u64,
-        data: Vec<u8>,
-        docs: u64,
-        crc: u64,
-    },
+    Metadata { db: String, coll: String, metadata: Document, crc: u64 },
+    Chunk(Chunk),
+    Oplog { seq: u64, data: Vec<u8>, docs: u64, crc: u64 },
     Manifest(Manifest),
+}
+
+/// A collection's chunk of documents, checked.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub(crate) db: String,
+    pub(crate) coll: String,
+    pub(crate) seq: u64,
+    pub(crate) data: Vec<u8>,
+    pub(crate) docs: u64,
+    pub(crate) crc: u64,
+    /// Some document has a top-level `Timestamp(0, 0)`.
+    pub(crate) zero_timestamps: bool,
 }
 
 /// Reads tar entries on a blocking thread; checks each chunk before sending it.
@@ -150,7 +144,7 @@ fn read_entry<R: Read>(entry: &mut ::tar::Entry<R>, path: &str, pool: &BufferPoo
             match name {
                 EntryName::Oplog { seq } => Event::Oplog { seq, data, docs: expected_docs, crc: actual },
                 EntryName::Chunk { db, coll, seq } => {
-                    Event::Chunk { db, coll, seq, data, docs: expected_docs, crc: actual, zero_timestamps }
+                    Event::Chunk(Chunk { db, coll, seq, data, docs: expected_docs, crc: actual, zero_timestamps })
                 }
                 _ => unreachable!(),
             }
