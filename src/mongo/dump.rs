@@ -2,6 +2,7 @@
 //! then the oplog written meanwhile) or an oplog slice, as a tar stream.
 
 mod collections;
+mod read;
 mod slice;
 mod split;
 
@@ -34,7 +35,7 @@ pub(crate) struct DumpOptions {
     pub no_oplog: bool,
     /// Cursors open at once (collections, or ranges of a big one).
     pub parallel: usize,
-    /// A collection with more data than this is read in `_id` ranges.
+    /// A collection with more data than this is read in ranges of its record ids.
     pub split_above: u64,
     /// Largest chunk entry, in bytes.
     pub chunk_size: u64,
@@ -126,7 +127,7 @@ pub(crate) async fn dump_from(
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));
         let readers = tokio::sync::Semaphore::new(options.parallel.max(1));
         let collections: Vec<CollectionEntry> = futures_util::stream::iter(plans)
-            .map(|plan| dump_collection(client, plan, options, &pool, &tx, &readers))
+            .map(|plan| dump_collection(client, plan, options, &pool, &tx, &readers, !server.mongos))
             .buffer_unordered(options.parallel)
             .try_collect()
             .await?;

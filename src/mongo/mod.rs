@@ -135,12 +135,17 @@ fn server_errors(topology: &str) -> Vec<String> {
 pub(crate) struct ServerInfo {
     /// The replica set name, if it is one.
     pub set_name: Option<String>,
+    /// A `mongos`: reads go to several shards.
+    pub mongos: bool,
 }
 
-/// Asks the server whether it is a replica set member.
+/// Asks the server whether it is a replica set member or a `mongos`.
 pub(crate) async fn server_info(client: &Client) -> Result<ServerInfo> {
     let hello = client.database("admin").run_command(doc! {"hello": 1}).await.context("asking the server `hello`")?;
-    Ok(ServerInfo { set_name: hello.get_str("setName").ok().map(str::to_string) })
+    Ok(ServerInfo {
+        set_name: hello.get_str("setName").ok().map(str::to_string),
+        mongos: hello.get_str("msg") == Ok("isdbgrid"),
+    })
 }
 
 /// Databases other than `local` and `config` (and `admin` unless asked).

@@ -18,7 +18,7 @@ use crate::settings::mongo::ConnectArgs;
 /// Full dump: collections are read in parallel (--parallel), each cut into
 /// chunks of at most --chunk-size bytes, so memory stays bounded whatever the
 /// size of the database. A collection holding more than --split-above bytes
-/// is read in ranges of its `_id` index on up to --parallel connections (its
+/// is read in ranges of its record ids on up to --parallel connections (its
 /// chunks then hold its documents in the order the ranges were read). On a
 /// replica set the oplog position is taken before
 /// the first read and the oplog written during the dump is carried too, so a
@@ -57,12 +57,12 @@ pub(crate) struct Args {
     /// Do not carry the oplog written during a full dump (replica sets).
     #[arg(long)]
     no_oplog: bool,
-    /// Cursors open at once: collections, or ranges of a big collection's `_id`.
+    /// Cursors open at once: collections, or ranges of a big collection.
     #[arg(short = 'j', long, default_value_t = 4, value_name = "N", value_parser = crate::cli::parse_count,
           visible_alias = "numParallelCollections")]
     parallel: usize,
-    /// Read a collection holding more data than SIZE in `_id` ranges on up to
-    /// --parallel connections (capped, clustered and collated collections stay on one).
+    /// Read a collection holding more data than SIZE in ranges of its record ids on
+    /// up to --parallel connections (capped and clustered collections stay on one).
     #[arg(long, default_value = "64MiB", value_parser = crate::cli::parse_size, value_name = "SIZE")]
     split_above: u64,
     /// Largest chunk entry, in bytes (a document larger than this gets a chunk of its own).

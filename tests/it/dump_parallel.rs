@@ -1,7 +1,9 @@
-//! One big collection read in `_id` ranges on several connections: it must
-//! restore identical (dbHash at the dump's consistency point) whatever the mix
-//! of `_id` types, while a writer inserts, updates and deletes across the
-//! ranges; and collections whose `_id` order is not plain stay on one reader.
+//! One big collection read in ranges of its record ids on several
+//! connections: it must restore identical (dbHash at the dump's consistency
+//! point) whatever the mix of `_id` types, while a writer inserts, updates
+//! (growing documents) and deletes across the ranges, and when the record a
+//! range starts after is deleted before that range is read; capped
+//! collections stay on one reader.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,7 +138,10 @@ fn big_collection_of_mixed_ids_dumps_in_ranges_during_writes_and_restores_identi
     assert_ok(&dump);
     assert!(ops > 0, "the writer never ran");
     let log = stderr_of(&dump);
-    assert!(log.contains("reading dp_mixed.big (") && log.contains(" _id ranges"), "big was not split: {log}");
+    assert!(
+        log.contains("reading dp_mixed.big (") && log.contains(" ranges of its record ids"),
+        "big was not split: {log}"
+    );
 
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let consistent_at = manifest.consistent_at.expect("a replica-set dump has a consistency point");
@@ -156,8 +161,60 @@ fn big_collection_of_mixed_ids_dumps_in_ranges_during_writes_and_restores_identi
     assert_eq!(source_md5, target_md5);
 }
 
+/// A range resumes the collection scan after its first record; when that
+/// record is deleted before the range is read, the range resumes further back
+/// and skips what is not its own.
 #[test]
-fn capped_and_collated_collections_stay_on_one_reader() {
+fn a_range_whose_first_record_was_deleted_resumes_further_back() {
+    let source = Mongod::shared_replica_set();
+    let target = Mongod::shared_standalone();
+    let db = "dp_deleted";
+    let client = source.client();
+    let coll = client.database(db).collection::<Document>("big");
+    block_on(async {
+        coll.drop().await.unwrap();
+        for start in (0..12_000).step_by(2000) {
+            coll.insert_many((start..start + 2000).map(|i: i64| doc! {"_id": i, "filler": "d".repeat(400)}))
+                .await
+                .unwrap();
+        }
+    });
+    let dir = temp_dir();
+    let manifest_path = dir.path().join("manifest.json");
+    // ~5.4 MB in 8 ranges, 2 read at once: the dump blocks on its full pipe
+    // within the first ranges, so the later ones start after the deletes.
+    let mut child = stage("mb-dump")
+        .args(["--uri", &source.uri(), "--db", db, "--parallel", "2", "--chunk-size", "64KiB", "-v", "-v"])
+        .args(["--split-above", "1MiB", "--manifest"])
+        .arg(&manifest_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut tar = vec![0; 256 << 10];
+    std::io::Read::read_exact(&mut stdout, &mut tar).unwrap();
+    // All but every 20th document: the later ranges' first records are gone.
+    block_on(async { coll.delete_many(doc! {"_id": {"$not": {"$mod": [20, 0]}}}).await.unwrap() });
+    std::io::Read::read_to_end(&mut stdout, &mut tar).unwrap();
+    let dump = child.wait_with_output().unwrap();
+    assert_ok(&dump);
+    let log = stderr_of(&dump);
+    assert!(log.contains("was deleted during the dump; resuming further back"), "no range resumed further back: {log}");
+
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let consistent_at = manifest.consistent_at.expect("a replica-set dump has a consistency point");
+    let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &tar);
+    assert_ok(&apply);
+    assert_eq!(source.db_hash_at(db, consistent_at), target.db_hash(db));
+    let left = block_on(async {
+        target.client().database(db).collection::<Document>("big").count_documents(doc! {}).await.unwrap()
+    });
+    assert_eq!(left, 600, "every 20th of 12,000 documents is left");
+}
+
+#[test]
+fn capped_collections_stay_on_one_reader_and_collated_ones_split() {
     let source = Mongod::shared_replica_set();
     let target = Mongod::shared_standalone();
     let db = "dp_single";
@@ -180,8 +237,11 @@ fn capped_and_collated_collections_stay_on_one_reader() {
         .unwrap();
     assert_ok(&dump);
     let log = stderr_of(&dump);
-    assert!(log.contains("reading dp_single.plain ("), "plain should be split: {log}");
-    assert!(!log.contains("dp_single.capped (") && !log.contains("dp_single.collated ("), "{log}");
+    // A collation orders the `_id` index, not the record ids.
+    for split in ["plain", "collated"] {
+        assert!(log.contains(&format!("reading dp_single.{split} (")), "{split} should be split: {log}");
+    }
+    assert!(!log.contains("dp_single.capped ("), "capped should be read in insertion order: {log}");
     let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &dump.stdout);
     assert_ok(&apply);
     assert_eq!(source.db_hash(db), target.db_hash(db));

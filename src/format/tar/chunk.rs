@@ -28,15 +28,35 @@ impl PieceCutter {
 
     /// Adds a document; returns a full piece when the limit would be passed.
     pub(crate) fn push(&mut self, document: &[u8]) -> Option<Piece> {
-        let full =
-            if !self.buffer.is_empty() && self.buffer.len() + document.len() > self.limit { self.take() } else { None };
+        let full = self.make_room(document.len());
+        self.buffer.extend_from_slice(document);
+        self.docs_in_buffer += 1;
+        full
+    }
+
+    /// Adds the document whose bytes before its terminating NUL are `head`,
+    /// but for its length (the first four bytes), which is rewritten: a
+    /// document read with elements cut off its end. `head` must hold at
+    /// least the four length bytes.
+    pub(crate) fn push_head(&mut self, head: &[u8]) -> Option<Piece> {
+        let length = head.len() + 1;
+        let full = self.make_room(length);
+        self.buffer.extend_from_slice(&(length as i32).to_le_bytes());
+        self.buffer.extend_from_slice(&head[4..]);
+        self.buffer.push(0);
+        self.docs_in_buffer += 1;
+        full
+    }
+
+    /// Takes the full piece out if `length` more bytes would pass the limit,
+    /// and makes sure there is a buffer.
+    fn make_room(&mut self, length: usize) -> Option<Piece> {
+        let full = if !self.buffer.is_empty() && self.buffer.len() + length > self.limit { self.take() } else { None };
         if self.buffer.capacity() == 0 {
             // The whole chunk at once (growing by doubling copied each chunk
             // almost twice), reusing a written one when there is one.
             self.buffer = self.pool.take(self.limit);
         }
-        self.buffer.extend_from_slice(document);
-        self.docs_in_buffer += 1;
         full
     }
 
@@ -149,5 +169,33 @@ impl BufferPool {
                 idle.push(buffer);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pushed_head_becomes_a_whole_document_with_its_length_rewritten() {
+        let whole = bson::rawdoc! {"_id": 1, "a": "x"}.into_bytes();
+        let longer = bson::rawdoc! {"_id": 1, "a": "x", "$recordId": 7_i64}.into_bytes();
+        let mut cutter = PieceCutter::new(1 << 20, BufferPool::default());
+        assert!(cutter.push_head(&longer[..whole.len() - 1]).is_none());
+        assert!(cutter.push(&whole).is_none());
+        let piece = cutter.finish().unwrap();
+        assert_eq!(piece.docs, 2);
+        assert_eq!(piece.data, [whole.clone(), whole].concat());
+    }
+
+    #[test]
+    fn a_piece_is_cut_before_the_document_that_would_pass_the_limit() {
+        let document = bson::rawdoc! {"_id": 1}.into_bytes();
+        let mut cutter = PieceCutter::new(document.len() as u64 * 2, BufferPool::default());
+        assert!(cutter.push(&document).is_none());
+        assert!(cutter.push_head(&document[..document.len() - 1]).is_none());
+        let full = cutter.push(&document).expect("the third passes the limit");
+        assert_eq!((full.docs, full.data.len()), (2, document.len() * 2));
+        assert_eq!(cutter.finish().map(|p| p.docs), Some(1));
     }
 }

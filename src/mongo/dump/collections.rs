@@ -2,12 +2,13 @@
 //! timeseries, users and roles), and each one's metadata and chunks.
 
 use anyhow::{Context, Result};
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Client, Database};
 use tokio::sync::{mpsc, Mutex, Semaphore};
 
+use super::read::{read_ranges, ChunkSink};
 use super::send;
-use super::split::{read_ranges, ChunkSink, IdRange};
+use super::split::ReadRange;
 use crate::format::records::CollectionEntry;
 use crate::format::tar::chunk::{BufferPool, ChunkNumbering};
 use crate::format::tar::{Entry, EntryName};
@@ -82,6 +83,8 @@ pub(crate) fn plan_users_and_roles(databases: &[String]) -> Vec<CollectionPlan> 
 }
 
 /// Writes one collection's metadata and chunks; returns its manifest entry.
+/// `record_ids`: every read goes to one `mongod`, so a big collection may be
+/// split into ranges of its record ids.
 pub(crate) async fn dump_collection(
     client: &Client,
     plan: CollectionPlan,
@@ -89,6 +92,7 @@ pub(crate) async fn dump_collection(
     pool: &BufferPool,
     tx: &mpsc::Sender<Entry>,
     readers: &Semaphore,
+    record_ids: bool,
 ) -> Result<CollectionEntry> {
     let db = client.database(&plan.db);
     let ns = format!("{}.{}", plan.db, plan.name);
@@ -130,11 +134,10 @@ pub(crate) async fn dump_collection(
         _ => plan.name.clone(),
     };
     let ranges = if plan.kind == "collection" && plan.filter.is_empty() {
-        super::split::plan_ranges(&db, &data_collection, &plan.options, options).await?
+        super::split::plan_ranges(&db, &data_collection, &plan.options, options, record_ids).await?
     } else {
-        vec![IdRange::Whole]
+        vec![ReadRange::Whole]
     };
-    let collection = db.collection::<RawDocumentBuf>(&data_collection);
     let meter = options.progress.collection(&ns);
     let sink = ChunkSink {
         numbering: Mutex::new(ChunkNumbering::new(|seq| {
@@ -146,7 +149,7 @@ pub(crate) async fn dump_collection(
         chunk_size: options.chunk_size,
         readers,
     };
-    read_ranges(&collection, &plan.filter, ranges, options.parallel, &sink).await?;
+    read_ranges(&db, &data_collection, &plan.filter, ranges, options.parallel, &sink).await?;
     meter.finish();
     (entry.docs, entry.bytes, entry.crc64, entry.chunks) = sink.numbering.into_inner().totals();
     crate::debug!("dumped {ns}: {} documents", entry.docs);

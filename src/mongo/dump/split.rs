@@ -1,75 +1,100 @@
-//! Reading one collection on several connections: a collection larger than
-//! `--split-above` is cut into ranges of its `_id` index at sampled `_id`s,
-//! and each range is read by its own cursor.
+//! Planning to read one collection on several connections: a collection
+//! larger than `--split-above` is cut into ranges of its record ids at
+//! sampled documents, each read by its own cursor (see [`super::read`]).
 //!
-//! A range is given to the server as index bounds (`find`'s `min`/`max`
-//! with `hint: {_id: 1}`), not as a `$gte`/`$lt` query: index bounds order
-//! every BSON type (numbers, strings, ObjectIds, documents, ... one after the
-//! other), where a query only matches its bound's type. So the ranges
-//! `[-inf, p1) [p1, p2) ... [pn, +inf)` hold every document exactly once
-//! whatever the mix of `_id` types, including documents inserted during the
-//! dump. Ranges read at different times are made consistent by the oplog
-//! the dump carries, as collections read at different times are.
+//! Record ids, not `_id`s: each range is then a collection scan, so the
+//! source reads its record store in order as for a whole collection; ranges
+//! of the `_id` index would make it fetch each document by its record id,
+//! ~1.5-2x the CPU on cached data and random reads on cold data whose `_id`s
+//! are not in insertion order.
 //!
-//! Chunks are numbered as they are finished, whichever range they come
-//! from: the stream format is unchanged (numbers without gaps, the manifest's
-//! CRC-64 over the chunks in that order); only the order of the documents in
-//! the collection's `.bson` differs, which no reader relies on. Each range's
-//! reader holds at most one chunk being filled and one being handed to the
-//! writer, so memory stays bounded whatever the collection's size.
+//! A document keeps its record id for life (WiredTiger updates in place; a
+//! collection with its own record ids, clustered, is not split), so the
+//! ranges hold every document that exists throughout the dump exactly
+//! once, and the last range reads to the end, taking in documents inserted
+//! meanwhile. Ranges read at different times are made consistent by the
+//! oplog the dump carries, as collections read at different times are.
+//! Record ids are one server's: a split needs every read on one `mongod`
+//! (the connection is pinned to one member; never through a `mongos`).
 
-use anyhow::{Context, Result};
-use futures_util::{StreamExt, TryStreamExt};
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
-use mongodb::options::Hint;
+use std::sync::Arc;
+
+use anyhow::Result;
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Collection, Database};
-use tokio::sync::{mpsc, Mutex, Semaphore};
-
-use super::send;
-use crate::cli::progress::Meter;
-use crate::format::tar::chunk::{BufferPool, ChunkNumbering, Piece, PieceCutter};
-use crate::format::tar::Entry;
 
 /// Ranges per reader: a range that the sample made too large then delays
 /// the end by a small share of the whole only.
 const RANGES_PER_READER: u64 = 4;
-/// Sampled `_id`s per range.
+/// Sampled documents per range.
 const SAMPLES_PER_RANGE: u64 = 16;
+/// Bytes a range's cursor asks for per batch: the batch that passes the
+/// range's end is read twice. (Smaller batches cost the server no more CPU.)
+const RANGE_BATCH_BYTES: u64 = 256 << 10;
 
 /// What one cursor of a collection reads.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum IdRange {
+pub(crate) enum ReadRange {
     /// The whole collection, in natural order.
     Whole,
-    /// A range of the `_id` index, as `find`'s `min` and `max` (`{_id: v}`):
-    /// from `min` (included; None: the start) to `max` (excluded; None: the
-    /// end, but for a MaxKey `_id`).
-    Between { min: Option<Document>, max: Option<Document> },
-    /// The document whose `_id` is MaxKey, if any: index bounds without
-    /// `max` stop before it (they end at MaxKey, excluded).
-    MaxKey,
+    /// Records between two record ids.
+    Records(RecordRange),
+}
+
+/// Range `index` of those that `points` (ascending record ids) cut a
+/// collection into: the records after `points[index - 1]` (from the first
+/// for range 0) through `points[index]` (to the end for the last range).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RecordRange {
+    points: Arc<[i64]>,
+    index: usize,
+    /// Documents per batch (about [`RANGE_BATCH_BYTES`]).
+    pub(super) batch_size: u32,
+}
+
+impl RecordRange {
+    /// The record id the range starts after.
+    pub(super) fn after(&self) -> Option<i64> {
+        self.index.checked_sub(1).map(|i| self.points[i])
+    }
+
+    /// The last record id of the range.
+    pub(super) fn through(&self) -> Option<i64> {
+        self.points.get(self.index).copied()
+    }
+
+    /// Where a cursor may resume to read on after record `taken`, best
+    /// first: after `taken`; if that record was deleted, after an earlier
+    /// range's start (the records through `taken` are then skipped); else
+    /// from the first record.
+    pub(super) fn resume_points(&self, taken: Option<i64>) -> impl Iterator<Item = Option<i64>> + '_ {
+        let earlier = self.points[..self.index].iter().rev().copied().filter(move |&p| Some(p) < taken);
+        taken.into_iter().chain(earlier).map(Some).chain(std::iter::once(None))
+    }
 }
 
 /// The ranges to read `name` in: one (the whole collection, in natural
-/// order) unless it is a plain collection larger than `split_above` and
-/// `parallel` allows more than one reader.
+/// order) unless it is a plain collection larger than `split_above`,
+/// `parallel` allows more than one reader and `record_ids` says that the
+/// reads all go to one `mongod`.
 pub(crate) async fn plan_ranges(
     db: &Database,
     name: &str,
     options: &Document,
     dump: &super::DumpOptions,
-) -> Result<Vec<IdRange>> {
-    let whole = vec![IdRange::Whole];
-    // Capped collections are read in insertion order, clustered ones have no
-    // separate `_id` index, and a collation changes the `_id` index's order
-    // of strings: those stay on one reader.
-    let plain = !["capped", "clusteredIndex", "collation"].iter().any(|key| options.contains_key(key));
-    if dump.parallel < 2 || !plain || name.starts_with("system.") {
+    record_ids: bool,
+) -> Result<Vec<ReadRange>> {
+    let whole = vec![ReadRange::Whole];
+    // Capped collections are read in insertion order and clustered ones
+    // have their `_id`s as record ids: those stay on one reader.
+    let plain = !["capped", "clusteredIndex"].iter().any(|key| options.contains_key(key));
+    if dump.parallel < 2 || !plain || !record_ids || name.starts_with("system.") {
         return Ok(whole);
     }
     let collection = db.collection::<Document>(name);
     let Some((size, count)) = data_size(&collection).await else { return Ok(whole) };
-    if size <= dump.split_above {
+    if size <= dump.split_above || count == 0 {
         return Ok(whole);
     }
     let wanted = (size / dump.chunk_size.max(1)).clamp(2, dump.parallel as u64 * RANGES_PER_READER);
@@ -80,59 +105,56 @@ pub(crate) async fn plan_ranges(
         return Ok(whole);
     }
     let ns = format!("{}.{name}", db.name());
-    let pipeline =
-        vec![doc! {"$sample": {"size": sample as i64}}, doc! {"$project": {"_id": 1}}, doc! {"$sort": {"_id": 1}}];
-    let sampled: mongodb::error::Result<Vec<Document>> = match collection.aggregate(pipeline).await {
-        Ok(cursor) => cursor.try_collect().await,
-        Err(err) => Err(err),
-    };
     // Splitting only speeds the dump up: without a sample, one reader.
-    let ids: Vec<Bson> = match sampled {
-        Ok(docs) => docs.into_iter().filter_map(|mut d| d.remove("_id")).collect(),
+    let sampled = match sample_record_ids(&collection, sample).await {
+        Ok(ids) => ids,
         Err(err) => {
-            crate::warn!("reading {ns} on one connection: sampling its _id values failed: {err}");
+            crate::warn!("reading {ns} on one connection: sampling its record ids failed: {err}");
             return Ok(whole);
         }
     };
-    let ranges = ranges_at(split_points(&ids, wanted as usize));
-    crate::info!("reading {ns} ({size} bytes) in {} _id ranges", ranges.len() - 1);
+    let points: Arc<[i64]> = split_points(&sampled, wanted as usize).into();
+    if points.is_empty() {
+        return Ok(whole);
+    }
+    let batch_size = (RANGE_BATCH_BYTES / (size / count).max(1)).clamp(1, u64::from(u32::MAX)) as u32;
+    let ranges: Vec<ReadRange> = (0..=points.len())
+        .map(|index| ReadRange::Records(RecordRange { points: points.clone(), index, batch_size }))
+        .collect();
+    crate::info!("reading {ns} ({size} bytes) in {} ranges of its record ids", ranges.len());
     Ok(ranges)
 }
 
-/// `wanted - 1` points evenly spaced in the sorted sample, without repeats
-/// ($sample may return a document twice; two distinct `_id`s never compare equal).
-fn split_points(sorted: &[Bson], wanted: usize) -> Vec<Bson> {
-    let mut points: Vec<Bson> = Vec::new();
+/// Record ids of about `size` documents picked at random, ascending:
+/// `$sample` gives their `_id`s (it cannot give record ids), a `find` on
+/// those gives their record ids.
+async fn sample_record_ids(collection: &Collection<Document>, size: u64) -> mongodb::error::Result<Vec<i64>> {
+    let pipeline = vec![doc! {"$sample": {"size": size as i64}}, doc! {"$project": {"_id": 1}}];
+    let sampled: Vec<Document> = collection.aggregate(pipeline).await?.try_collect().await?;
+    // `_id` is never an array, a regex or undefined: `$in` matches each by equality.
+    let ids: Vec<Bson> = sampled.into_iter().filter_map(|mut d| d.remove("_id")).collect();
+    let found: Vec<Document> = collection
+        .find(doc! {"_id": {"$in": ids}})
+        .projection(doc! {"_id": 1})
+        .show_record_id(true)
+        .await?
+        .try_collect()
+        .await?;
+    let mut record_ids: Vec<i64> = found.iter().filter_map(|d| d.get_i64("$recordId").ok()).collect();
+    record_ids.sort_unstable();
+    Ok(record_ids)
+}
+
+/// `wanted - 1` points evenly spaced in the sorted sample, without repeats.
+fn split_points(sorted: &[i64], wanted: usize) -> Vec<i64> {
+    let mut points: Vec<i64> = Vec::new();
     for i in 1..wanted {
-        let Some(id) = sorted.get(sorted.len() * i / wanted) else { break };
-        if !points.last().is_some_and(|last| same(last, id)) {
-            points.push(id.clone());
+        let Some(&id) = sorted.get(sorted.len() * i / wanted) else { break };
+        if points.last() != Some(&id) {
+            points.push(id);
         }
     }
     points
-}
-
-/// Equal as `_id`s: NaN is one `_id` value, though NaN != NaN.
-fn same(a: &Bson, b: &Bson) -> bool {
-    match (a, b) {
-        (Bson::Double(x), Bson::Double(y)) => x.to_bits() == y.to_bits() || x == y,
-        _ => a == b,
-    }
-}
-
-/// The ranges between consecutive points, from the index's start to its
-/// end, and the MaxKey `_id` that no range bound takes in.
-fn ranges_at(points: Vec<Bson>) -> Vec<IdRange> {
-    let mut ranges = Vec::with_capacity(points.len() + 2);
-    let mut min = None;
-    for point in points {
-        let bound = doc! {"_id": point};
-        ranges.push(IdRange::Between { min, max: Some(bound.clone()) });
-        min = Some(bound);
-    }
-    ranges.push(IdRange::Between { min, max: None });
-    ranges.push(IdRange::MaxKey);
-    ranges
 }
 
 /// The collection's data size and document count, from `$collStats`; None
@@ -159,109 +181,27 @@ fn number(value: &Bson) -> Option<u64> {
     }
 }
 
-/// Where the readers of one collection put their chunks.
-pub(crate) struct ChunkSink<'a, F: Fn(u64) -> String> {
-    /// Numbering and sending under one lock: chunks reach the writer in
-    /// their numbers' order.
-    pub numbering: Mutex<ChunkNumbering<F>>,
-    pub tx: &'a mpsc::Sender<Entry>,
-    pub pool: &'a BufferPool,
-    pub meter: &'a Meter,
-    pub chunk_size: u64,
-    /// Cursors open at once, across all collections (`--parallel`).
-    pub readers: &'a Semaphore,
-}
-
-impl<F: Fn(u64) -> String> ChunkSink<'_, F> {
-    async fn emit(&self, piece: Piece) -> Result<()> {
-        let mut numbering = self.numbering.lock().await;
-        let entry = numbering.entry(piece);
-        send(self.tx, entry).await
-    }
-}
-
-/// Reads `ranges` of `collection` (documents matching `filter`), at most
-/// `parallel` at once, into `sink`.
-pub(crate) async fn read_ranges<F: Fn(u64) -> String>(
-    collection: &Collection<RawDocumentBuf>,
-    filter: &Document,
-    ranges: Vec<IdRange>,
-    parallel: usize,
-    sink: &ChunkSink<'_, F>,
-) -> Result<()> {
-    futures_util::stream::iter(ranges)
-        .map(|range| read_range(collection, filter, range, sink))
-        .buffer_unordered(parallel.max(1))
-        .try_collect::<()>()
-        .await
-}
-
-async fn read_range<F: Fn(u64) -> String>(
-    collection: &Collection<RawDocumentBuf>,
-    filter: &Document,
-    range: IdRange,
-    sink: &ChunkSink<'_, F>,
-) -> Result<()> {
-    let _reader = sink.readers.acquire().await.context("the dump's readers were closed")?;
-    let ns = collection.namespace();
-    let find = match range {
-        IdRange::Whole => collection.find(filter.clone()),
-        IdRange::Between { min, max } => {
-            let mut find = collection.find(filter.clone()).hint(Hint::Keys(doc! {"_id": 1}));
-            if let Some(min) = min {
-                find = find.min(min);
-            }
-            if let Some(max) = max {
-                find = find.max(max);
-            }
-            find
-        }
-        IdRange::MaxKey => {
-            let mut only = filter.clone();
-            only.insert("_id", Bson::MaxKey);
-            collection.find(only)
-        }
-    };
-    let mut cursor = find.await.with_context(|| format!("reading {ns}"))?;
-    let mut cutter = PieceCutter::new(sink.chunk_size, sink.pool.clone());
-    while cursor.advance().await.with_context(|| format!("reading {ns}"))? {
-        let document = cursor.current().as_bytes();
-        sink.meter.add(1, document.len() as u64);
-        if let Some(full) = cutter.push(document) {
-            sink.emit(full).await?;
-        }
-    }
-    if let Some(last) = cutter.finish() {
-        sink.emit(last).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn split_points_are_evenly_spaced_and_distinct() {
-        let sorted: Vec<Bson> = [1, 1, 2, 3, 4, 5, 6, 7].into_iter().map(Bson::Int32).collect();
-        assert_eq!(split_points(&sorted, 4), vec![Bson::Int32(2), Bson::Int32(4), Bson::Int32(6)]);
-        let repeated = vec![Bson::Int32(7); 8];
-        assert_eq!(split_points(&repeated, 4), vec![Bson::Int32(7)]);
-        let nan = vec![Bson::Double(f64::NAN); 8];
-        assert_eq!(split_points(&nan, 4).len(), 1);
+        assert_eq!(split_points(&[1, 1, 2, 3, 4, 5, 6, 7], 4), vec![2, 4, 6]);
+        assert_eq!(split_points(&[7; 8], 4), vec![7]);
+        assert_eq!(split_points(&[], 4), Vec::<i64>::new());
     }
 
     #[test]
-    fn ranges_cover_the_index_from_start_to_end() {
-        let (two, b) = (doc! {"_id": 2}, doc! {"_id": "b"});
-        assert_eq!(
-            ranges_at(vec![Bson::Int32(2), Bson::String("b".into())]),
-            vec![
-                IdRange::Between { min: None, max: Some(two.clone()) },
-                IdRange::Between { min: Some(two), max: Some(b.clone()) },
-                IdRange::Between { min: Some(b), max: None },
-                IdRange::MaxKey,
-            ]
-        );
+    fn ranges_cover_the_record_ids_from_first_to_last() {
+        let points: Arc<[i64]> = vec![10, 20].into();
+        let range = |index| RecordRange { points: points.clone(), index, batch_size: 1 };
+        let bounds: Vec<_> = (0..3).map(|i| (range(i).after(), range(i).through())).collect();
+        assert_eq!(bounds, vec![(None, Some(10)), (Some(10), Some(20)), (Some(20), None)]);
+        assert_eq!(range(2).resume_points(Some(20)).collect::<Vec<_>>(), vec![Some(20), Some(10), None]);
+        assert_eq!(range(2).resume_points(Some(25)).collect::<Vec<_>>(), vec![Some(25), Some(20), Some(10), None]);
+        assert_eq!(range(1).resume_points(Some(15)).collect::<Vec<_>>(), vec![Some(15), Some(10), None]);
+        assert_eq!(range(0).resume_points(None).collect::<Vec<_>>(), vec![None]);
+        assert_eq!(range(0).resume_points(Some(5)).collect::<Vec<_>>(), vec![Some(5), None]);
     }
 }
