@@ -17,7 +17,7 @@
 
 use anyhow::{bail, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Document, RawArray};
 use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
 use mongodb::Database;
 use tokio::sync::{mpsc, Mutex, Semaphore};
@@ -82,14 +82,13 @@ async fn read_range<F: Fn(u64) -> String>(
     let mut cutter = PieceCutter::new(sink.chunk_size, sink.pool.clone());
     match range {
         ReadRange::Whole => {
+            // Raw batches: the documents are copied once, from the reply into
+            // the chunk (a plain cursor copies each into its own buffer first).
             let collection = db.collection::<Document>(name);
-            let mut cursor = collection.find(filter.clone()).await.with_context(|| format!("reading {ns}"))?;
-            while cursor.advance().await.with_context(|| format!("reading {ns}"))? {
-                let document = cursor.current().as_bytes();
-                sink.meter.add(1, document.len() as u64);
-                if let Some(full) = cutter.push(document) {
-                    sink.emit(full).await?;
-                }
+            let mut batches = collection.find(filter.clone()).batch().await.with_context(|| format!("reading {ns}"))?;
+            while let Some(batch) = batches.next().await {
+                let batch = batch.with_context(|| format!("reading {ns}"))?;
+                push_all(batch.doc_slices()?, &mut cutter, sink).await?;
             }
         }
         ReadRange::Records(range) => {
@@ -134,16 +133,26 @@ async fn read_whole_batches<F: Fn(u64) -> String>(
         if range.through().is_some_and(|through| last > through) {
             return Ok(Some(taken));
         }
-        for document in documents {
-            let document = document?.as_document().context("the server sent a batch of non-documents")?.as_bytes();
-            sink.meter.add(1, document.len() as u64);
-            if let Some(full) = cutter.push(document) {
-                sink.emit(full).await?;
-            }
-        }
+        push_all(documents, &mut *cutter, sink).await?;
         taken = Some(last);
     }
     Ok(None)
+}
+
+/// Cuts the documents of a batch into chunks.
+async fn push_all<F: Fn(u64) -> String>(
+    documents: &RawArray,
+    cutter: &mut PieceCutter,
+    sink: &ChunkSink<'_, F>,
+) -> Result<()> {
+    for document in documents {
+        let document = document?.as_document().context("the server sent a batch of non-documents")?.as_bytes();
+        sink.meter.add(1, document.len() as u64);
+        if let Some(full) = cutter.push(document) {
+            sink.emit(full).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads the records of `range` after `taken` one by one, told by their
