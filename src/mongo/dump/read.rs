@@ -92,10 +92,10 @@ async fn read_range<F: Fn(u64) -> String>(
             }
         }
         ReadRange::Records(range) => {
-            let taken = read_whole_batches(db, name, &range, &mut cutter, sink)
+            let scanned = read_batches_inside(db, name, &range, &mut cutter, sink)
                 .await
                 .with_context(|| format!("reading {ns}"))?;
-            if let Some(taken) = taken {
+            if let Scanned::Through(taken) = scanned {
                 read_with_record_ids(db, name, &range, taken, &mut cutter, sink)
                     .await
                     .with_context(|| format!("reading {ns}"))?;
@@ -108,20 +108,27 @@ async fn read_range<F: Fn(u64) -> String>(
     Ok(())
 }
 
-/// Reads `range` in batches as long as each ends inside it. Returns None
-/// when the range is read; else the record id through which it is (None
-/// inside: from the first record), the rest to be read with record ids: a
-/// batch passed the range's end, or the record to resume after was deleted.
-async fn read_whole_batches<F: Fn(u64) -> String>(
+/// How far the scan of a range without record ids got.
+enum Scanned {
+    /// Through the range's end.
+    All,
+    /// Through this record id (None: not past the first); the rest is to
+    /// be read with record ids.
+    Through(Option<i64>),
+}
+
+/// Reads `range` in batches as long as each ends inside it: until a batch
+/// passes the range's end, or at once if the record to resume after was deleted.
+async fn read_batches_inside<F: Fn(u64) -> String>(
     db: &Database,
     name: &str,
     range: &RecordRange,
     cutter: &mut PieceCutter,
     sink: &ChunkSink<'_, F>,
-) -> Result<Option<Option<i64>>> {
+) -> Result<Scanned> {
     let mut taken = range.after();
     let Some(mut batches) = open_scan(db, name, range.batch_size, taken, false).await? else {
-        return Ok(Some(taken));
+        return Ok(Scanned::Through(taken));
     };
     while let Some(batch) = batches.next().await {
         let batch = batch?;
@@ -129,14 +136,14 @@ async fn read_whole_batches<F: Fn(u64) -> String>(
         if documents.is_empty() {
             continue;
         }
-        let Some(last) = batch_end(&batch) else { return Ok(Some(taken)) };
+        let Some(last) = batch_end(&batch) else { return Ok(Scanned::Through(taken)) };
         if range.through().is_some_and(|through| last > through) {
-            return Ok(Some(taken));
+            return Ok(Scanned::Through(taken));
         }
-        push_all(documents, &mut *cutter, sink).await?;
+        push_all(documents, cutter, sink).await?;
         taken = Some(last);
     }
-    Ok(None)
+    Ok(Scanned::All)
 }
 
 /// Cuts the documents of a batch into chunks.
