@@ -1,5 +1,5 @@
-//! Reading a collection's ranges into chunks: a whole collection with a
-//! plain cursor; a range of record ids (planned in [`super::split`]) as a
+//! Reading a collection's ranges into chunks: a whole collection with one
+//! cursor, in raw batches; a range of record ids (planned in [`super::split`]) as a
 //! collection scan resumed after the record id it starts after (`find`
 //! with `hint: {$natural: 1}` and `$_resumeAfter`, which `mongod` accepts
 //! since 4.4) and stopped after its last: each batch's resume token names
@@ -112,8 +112,8 @@ async fn read_range<F: Fn(u64) -> String>(
 enum Scanned {
     /// Through the range's end.
     All,
-    /// Through this record id (None: not past the first); the rest is to
-    /// be read with record ids.
+    /// Through this record id (None: no record yet); the rest is to be
+    /// read with record ids.
     Through(Option<i64>),
 }
 
