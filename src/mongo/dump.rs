@@ -127,7 +127,7 @@ pub(crate) async fn dump_from(
         info!("dumping {} collections of {}", plans.len(), describe(&db_names));
         let readers = tokio::sync::Semaphore::new(options.parallel.max(1));
         let collections: Vec<CollectionEntry> = futures_util::stream::iter(plans)
-            .map(|plan| dump_collection(client, plan, options, &pool, &tx, &readers, !server.mongos))
+            .map(|plan| dump_collection(client, plan, options, &pool, &tx, &readers, server.resumable_scans))
             .buffer_unordered(options.parallel)
             .try_collect()
             .await?;

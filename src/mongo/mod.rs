@@ -135,16 +135,19 @@ fn server_errors(topology: &str) -> Vec<String> {
 pub(crate) struct ServerInfo {
     /// The replica set name, if it is one.
     pub set_name: Option<String>,
-    /// A `mongos`: reads go to several shards.
-    pub mongos: bool,
+    /// Record ids name documents on this one server and a collection scan
+    /// resumes after one (`$_resumeAfter`): a `mongod` of 4.4 or later.
+    pub resumable_scans: bool,
 }
 
-/// Asks the server whether it is a replica set member or a `mongos`.
+/// Asks the server whether it is a replica set member, and what it can do.
 pub(crate) async fn server_info(client: &Client) -> Result<ServerInfo> {
     let hello = client.database("admin").run_command(doc! {"hello": 1}).await.context("asking the server `hello`")?;
     Ok(ServerInfo {
         set_name: hello.get_str("setName").ok().map(str::to_string),
-        mongos: hello.get_str("msg") == Ok("isdbgrid"),
+        // Wire version 9 is 4.4.
+        resumable_scans: hello.get_str("msg") != Ok("isdbgrid")
+            && hello.get_i32("maxWireVersion").is_ok_and(|v| v >= 9),
     })
 }
 

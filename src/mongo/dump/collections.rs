@@ -83,8 +83,8 @@ pub(crate) fn plan_users_and_roles(databases: &[String]) -> Vec<CollectionPlan> 
 }
 
 /// Writes one collection's metadata and chunks; returns its manifest entry.
-/// `record_ids`: every read goes to one `mongod`, so a big collection may be
-/// split into ranges of its record ids.
+/// `record_ids`: a big collection may be split into ranges of its record ids
+/// (one `mongod` of 4.4 or later serves every read).
 pub(crate) async fn dump_collection(
     client: &Client,
     plan: CollectionPlan,

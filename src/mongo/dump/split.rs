@@ -77,7 +77,7 @@ impl RecordRange {
 /// The ranges to read `name` in: one (the whole collection, in natural
 /// order) unless it is a plain collection larger than `split_above`,
 /// `parallel` allows more than one reader and `record_ids` says that the
-/// reads all go to one `mongod`.
+/// reads all go to one `mongod` that resumes scans (4.4 or later).
 pub(crate) async fn plan_ranges(
     db: &Database,
     name: &str,
