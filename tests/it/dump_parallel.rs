@@ -5,7 +5,6 @@
 //! range starts after is deleted before that range is read; capped
 //! collections stay on one reader.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateT
 use mongodb::Client;
 
 use crate::support::mongod::{block_on, Mongod, Options};
-use crate::support::{assert_ok, run_with_input, stage, stderr_of, temp_dir};
+use crate::support::{assert_ok, run_held, run_with_input, stage, stderr_of, temp_dir, wait_for_more};
 
 /// The `_id` of document `i`: every type an `_id` may have, interleaved, so
 /// that every range holds several and a few types have a single value.
@@ -115,25 +114,15 @@ fn big_collection_of_mixed_ids_dumps_in_ranges_during_writes_and_restores_identi
     let manifest_path = dir.path().join("manifest.json");
 
     let writer = MixedWriter::start(source.client(), db, count);
-    let mut child = stage("mb-dump")
-        .args(["--uri", &source.uri(), "--db", db, "--parallel", "3", "--chunk-size", "64KiB"])
-        .args(["--split-above", "1MiB", "--manifest"])
-        .arg(&manifest_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Hold the dump open (its pipe full) while the writer goes on, so that
-    // the writes land between the ranges' reads.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut tar = vec![0; 256 << 10];
-    std::io::Read::read_exact(&mut stdout, &mut tar).unwrap();
-    let ops_before = writer.ops.load(Ordering::Relaxed);
-    while writer.ops.load(Ordering::Relaxed) < ops_before + 60 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::io::Read::read_to_end(&mut stdout, &mut tar).unwrap();
-    let dump = child.wait_with_output().unwrap();
+    // Held open (its pipe full) while the writer goes on, so that the
+    // writes land between the ranges' reads.
+    let dump = run_held(
+        stage("mb-dump")
+            .args(["--uri", &source.uri(), "--db", db, "--parallel", "3", "--chunk-size", "64KiB"])
+            .args(["--split-above", "1MiB", "--manifest"])
+            .arg(&manifest_path),
+        || wait_for_more(&writer.ops, 60),
+    );
     let ops = writer.stop();
     assert_ok(&dump);
     assert!(ops > 0, "the writer never ran");
@@ -150,9 +139,9 @@ fn big_collection_of_mixed_ids_dumps_in_ranges_during_writes_and_restores_identi
     assert!(big.chunks > 20, "big should span many chunks, got {}", big.chunks);
 
     // Chunk numbers, document counts and CRC-64s checked against the manifest.
-    let check = run_with_input(stage("mb-apply").args(["--dry-run", "-q"]), &tar);
+    let check = run_with_input(stage("mb-apply").args(["--dry-run", "-q"]), &dump.stdout);
     assert_ok(&check);
-    let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &tar);
+    let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &dump.stdout);
     assert_ok(&apply);
 
     let (source_md5, source_collections) = source.db_hash_at(db, consistent_at);
@@ -183,28 +172,24 @@ fn a_range_whose_first_record_was_deleted_resumes_further_back() {
     let manifest_path = dir.path().join("manifest.json");
     // ~5.4 MB in 8 ranges, 2 read at once: the dump blocks on its full pipe
     // within the first ranges, so the later ones start after the deletes.
-    let mut child = stage("mb-dump")
-        .args(["--uri", &source.uri(), "--db", db, "--parallel", "2", "--chunk-size", "64KiB", "-v", "-v"])
-        .args(["--split-above", "1MiB", "--manifest"])
-        .arg(&manifest_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut tar = vec![0; 256 << 10];
-    std::io::Read::read_exact(&mut stdout, &mut tar).unwrap();
-    // All but every 20th document: the later ranges' first records are gone.
-    block_on(async { coll.delete_many(doc! {"_id": {"$not": {"$mod": [20, 0]}}}).await.unwrap() });
-    std::io::Read::read_to_end(&mut stdout, &mut tar).unwrap();
-    let dump = child.wait_with_output().unwrap();
+    // All but every 20th document deleted while the dump is held: the later
+    // ranges' first records are gone.
+    let dump = run_held(
+        stage("mb-dump")
+            .args(["--uri", &source.uri(), "--db", db, "--parallel", "2", "--chunk-size", "64KiB", "-v", "-v"])
+            .args(["--split-above", "1MiB", "--manifest"])
+            .arg(&manifest_path),
+        || {
+            block_on(async { coll.delete_many(doc! {"_id": {"$not": {"$mod": [20, 0]}}}).await.unwrap() });
+        },
+    );
     assert_ok(&dump);
     let log = stderr_of(&dump);
     assert!(log.contains("was deleted during the dump; resuming further back"), "no range resumed further back: {log}");
 
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let consistent_at = manifest.consistent_at.expect("a replica-set dump has a consistency point");
-    let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &tar);
+    let apply = run_with_input(stage("mb-apply").args(["--uri", &target.uri(), "--drop", "-q"]), &dump.stdout);
     assert_ok(&apply);
     assert_eq!(source.db_hash_at(db, consistent_at), target.db_hash(db));
     let left = block_on(async {

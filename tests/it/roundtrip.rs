@@ -2,13 +2,11 @@
 //! writer changes it, restore it elsewhere, and compare what a user would:
 //! `dbHash` at the dump's consistency point, collection options, indexes.
 
-use std::process::Stdio;
-
 use mb::format::records::Manifest;
 
 use crate::support::data::{populate, shape, Writer};
 use crate::support::mongod::Mongod;
-use crate::support::{assert_ok, run_with_input, stage, temp_dir};
+use crate::support::{assert_ok, run_held, run_with_input, stage, temp_dir, wait_for_more};
 
 #[test]
 fn full_dump_during_writes_restores_to_the_consistency_point() {
@@ -22,26 +20,15 @@ fn full_dump_during_writes_restores_to_the_consistency_point() {
 
     let writer = Writer::start(source.client(), db);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut child = stage("mb-dump")
-        .args(["--uri", &source.uri(), "--db", db, "--chunk-size", "64KiB", "--parallel", "3", "--manifest"])
-        .arg(&manifest_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A reader that pauses holds the dump open (its pipe full) while the
-    // writer goes on: without it a loaded machine could finish the dump
-    // between two writes, and there would be nothing during it to carry.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut head = vec![0; 256 << 10];
-    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
-    let ops_before = writer.ops.load(std::sync::atomic::Ordering::Relaxed);
-    while writer.ops.load(std::sync::atomic::Ordering::Relaxed) < ops_before + 40 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::io::Read::read_to_end(&mut stdout, &mut head).unwrap();
-    let mut dump = child.wait_with_output().unwrap();
-    dump.stdout = head;
+    // Held open (its pipe full) while the writer goes on: without it a
+    // loaded machine could finish the dump between two writes, and there
+    // would be nothing during it to carry.
+    let dump = run_held(
+        stage("mb-dump")
+            .args(["--uri", &source.uri(), "--db", db, "--chunk-size", "64KiB", "--parallel", "3", "--manifest"])
+            .arg(&manifest_path),
+        || wait_for_more(&writer.ops, 40),
+    );
     let ops = writer.stop();
     assert_ok(&dump);
     assert!(ops > 0, "the writer never ran");

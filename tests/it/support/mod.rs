@@ -11,9 +11,10 @@ pub mod oss_server;
 pub mod sdk;
 pub mod setup;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every `mb-*` binary.
 pub const BINARIES: [&str; 9] = [
@@ -76,6 +77,29 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
     let output = child.wait_with_output().expect("wait for stage");
     writer.join().unwrap();
     output
+}
+
+/// Runs a stage that writes a stream and holds it open (its pipe full) after
+/// the first 256 KiB while `while_held` runs, so that what `while_held` does
+/// lands during the stage's reads; returns its output with all of stdout.
+pub fn run_held(cmd: &mut Command, while_held: impl FnOnce()) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn stage");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut data = vec![0; 256 << 10];
+    stdout.read_exact(&mut data).unwrap();
+    while_held();
+    stdout.read_to_end(&mut data).unwrap();
+    let mut output = child.wait_with_output().expect("wait for stage");
+    output.stdout = data;
+    output
+}
+
+/// Waits until `counter` (a writer thread's operations) has grown by `more`.
+pub fn wait_for_more(counter: &AtomicU64, more: u64) {
+    let before = counter.load(Ordering::Relaxed);
+    while counter.load(Ordering::Relaxed) < before + more {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Stderr as text.
