@@ -1,7 +1,8 @@
 //! The helper behind `scripts/bench` and `scripts/bench-stages`: starts nothing, only talks to a mongod.
 //!
 //! - `init-rs --port P`: initiates a single-node replica set `rs0` on
-//!   127.0.0.1:P and waits until it is writable.
+//!   127.0.0.1:P (unless it already is one: a restarted member) and waits
+//!   until it is writable.
 //! - `generate --uri U --db D --size-mb N --doc-bytes B [--collections C] [--name NAME]`:
 //!   about N MB (10^6 bytes of BSON) of documents of about B bytes each, spread
 //!   over C collections `NAME_0..`, inserted in unordered batches of ~8 MB,
@@ -34,6 +35,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
+use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 
@@ -208,7 +210,13 @@ async fn init_rs(port: u16) -> Result<()> {
     let client = client(&format!("mongodb://127.0.0.1:{port}/?directConnection=true")).await?;
     let admin = client.database("admin");
     let config = doc! {"_id": "rs0", "members": [{"_id": 0, "host": format!("127.0.0.1:{port}")}]};
-    admin.run_command(doc! {"replSetInitiate": config}).await.context("replSetInitiate")?;
+    match admin.run_command(doc! {"replSetInitiate": config}).await {
+        // AlreadyInitialized: a member restarted, electing itself again.
+        Err(e) if matches!(*e.kind, ErrorKind::Command(ref c) if c.code == 23) => {}
+        other => {
+            other.context("replSetInitiate")?;
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let hello = admin.run_command(doc! {"hello": 1}).await?;
