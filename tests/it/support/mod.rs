@@ -82,16 +82,22 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
 /// Runs a stage that writes a stream and holds it open (its pipe full) after
 /// the first 256 KiB while `while_held` runs, so that what `while_held` does
 /// lands during the stage's reads; returns its output with all of stdout.
+/// Stderr is drained meanwhile, so a verbose stage never blocks on it.
 pub fn run_held(cmd: &mut Command, while_held: impl FnOnce()) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn stage");
     let mut stdout = child.stdout.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        stderr_pipe.read_to_end(&mut text).map(|_| text)
+    });
     let mut data = vec![0; 256 << 10];
     stdout.read_exact(&mut data).unwrap();
     while_held();
     stdout.read_to_end(&mut data).unwrap();
-    let mut output = child.wait_with_output().expect("wait for stage");
-    output.stdout = data;
-    output
+    let status = child.wait().expect("wait for stage");
+    let stderr = stderr.join().expect("stderr reader").expect("read stage stderr");
+    Output { status, stdout: data, stderr }
 }
 
 /// Waits until `counter` (a writer thread's operations) has grown by `more`.
